@@ -1,0 +1,274 @@
+"""ChurnGuard settings and command line.
+
+Settings live here, at the root, because every package reads them and none of the
+packages may own them: ``storage`` and ``model`` take plain values, while ``bot`` and
+``jobs`` receive a ``Settings`` object.  The command line only parses arguments and
+prints; the work itself is done by the packages, imported lazily so that ``churnguard
+--help`` stays fast and a missing optional piece never breaks unrelated commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SAMPLE_DATA = Path(__file__).resolve().parent / "storage" / "sample_data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
+
+
+def _env(name: str) -> Any:
+    """Bind a field to exactly one environment variable name (no prefix magic)."""
+    return AliasChoices(name, name.lower())
+
+
+def _split_csv(value: object) -> object:
+    """Comma-separated lists are friendlier in a .env file than JSON arrays."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything a deployment may tune; each field names its environment variable."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    # --- where things live -------------------------------------------------------------
+    home: Path = Field(Path("./var"), validation_alias=_env("CHURNGUARD_HOME"))
+    database_url: str = Field("", validation_alias=_env("CHURNGUARD_DATABASE_URL"))
+    inbox: Path | None = Field(None, validation_alias=_env("CHURNGUARD_INBOX"))
+    log_level: str = Field("INFO", validation_alias=_env("CHURNGUARD_LOG_LEVEL"))
+
+    # --- Telegram ------------------------------------------------------------------------
+    telegram_bot_token: SecretStr | None = Field(None, validation_alias=_env("TELEGRAM_BOT_TOKEN"))
+    telegram_api_base_url: str = Field(
+        "https://api.telegram.org", validation_alias=_env("TELEGRAM_API_BASE_URL")
+    )
+    admin_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("CHURNGUARD_ADMIN_IDS")
+    )
+    viewer_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("CHURNGUARD_VIEWER_IDS")
+    )
+    max_upload_mb: float = Field(20.0, gt=0, le=2000, validation_alias=_env("CHURNGUARD_MAX_UPLOAD_MB"))
+
+    # --- dataset schema ------------------------------------------------------------------
+    id_column: str = Field("customerID", min_length=1, validation_alias=_env("CHURNGUARD_ID_COLUMN"))
+    label_column: str = Field("Churn", min_length=1, validation_alias=_env("CHURNGUARD_LABEL_COLUMN"))
+    positive_label: str = Field("Yes", min_length=1, validation_alias=_env("CHURNGUARD_POSITIVE_LABEL"))
+    ignore_columns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("CHURNGUARD_IGNORE_COLUMNS")
+    )
+    no_history_rule: str = Field("tenure <= 0", validation_alias=_env("CHURNGUARD_NO_HISTORY_RULE"))
+
+    # --- ingestion limits ----------------------------------------------------------------
+    max_file_mb: float = Field(500.0, gt=0, validation_alias=_env("CHURNGUARD_MAX_FILE_MB"))
+    max_rows: int = Field(5_000_000, gt=0, validation_alias=_env("CHURNGUARD_MAX_ROWS"))
+    max_columns: int = Field(1000, gt=1, validation_alias=_env("CHURNGUARD_MAX_COLUMNS"))
+
+    # --- model quality and business goal -------------------------------------------------
+    recall_target: float = Field(0.90, gt=0, lt=1, validation_alias=_env("CHURNGUARD_RECALL_TARGET"))
+    contact_cost: float = Field(5.0, ge=0, validation_alias=_env("CHURNGUARD_CONTACT_COST"))
+    retained_value: float = Field(300.0, ge=0, validation_alias=_env("CHURNGUARD_RETAINED_VALUE"))
+    offer_success_rate: float = Field(0.25, ge=0, le=1, validation_alias=_env("CHURNGUARD_OFFER_SUCCESS_RATE"))
+    tuning_seconds: float = Field(20.0, gt=0, le=3600, validation_alias=_env("CHURNGUARD_TUNING_SECONDS"))
+    champion_tolerance: float = Field(
+        0.02, ge=0, lt=1, validation_alias=_env("CHURNGUARD_CHAMPION_TOLERANCE")
+    )
+    seed: int = Field(42, ge=0, validation_alias=_env("CHURNGUARD_SEED"))
+
+    @field_validator("admin_ids", "viewer_ids", "ignore_columns", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("telegram_api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _derived_paths(self) -> Settings:
+        # One home, one database: two homes must never share a store by accident.
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.home / 'churnguard.db').as_posix()}"
+        if self.inbox is None:
+            self.inbox = self.home / "inbox"
+        return self
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def inbox_dir(self) -> Path:
+        assert self.inbox is not None
+        return self.inbox
+
+    def explicit(self, field: str) -> bool:
+        """True when the user set this field (env, .env or flag) rather than leaving the default."""
+        return field in self.model_fields_set
+
+
+def format_settings_error(error: ValidationError) -> str:
+    """One line per bad value, naming the environment variable the user has to fix."""
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "?"
+        info = Settings.model_fields.get(field)
+        alias = info.validation_alias if info is not None else None
+        name = alias.choices[0] if isinstance(alias, AliasChoices) else field
+        given = item.get("input")
+        shown = "" if isinstance(given, dict) else f" (got {given!r})"
+        lines.append(f"invalid setting {name}: {item['msg']}{shown}")
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings or exit with one clear line; used by every entry point."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        print(f"churnguard: {format_settings_error(error)}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+# ------------------------------------------------------------------------------------------
+# Command line
+# ------------------------------------------------------------------------------------------
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+SCHEMA_FIELDS = ("id_column", "label_column", "positive_label", "ignore_columns")
+
+
+def _schema_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("dataset schema (default: settings, then the schema remembered in storage)")
+    group.add_argument("--id-column", dest="id_column", metavar="NAME")
+    group.add_argument("--label-column", dest="label_column", metavar="NAME")
+    group.add_argument("--positive-label", dest="positive_label", metavar="VALUE")
+    group.add_argument("--ignore-columns", dest="ignore_columns", metavar="A,B")
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    """Print JSON for machines when --json was given, text for people otherwise."""
+    if getattr(args, "json", False):
+        print(json.dumps(payload, indent=2, default=str, ensure_ascii=False))
+    else:
+        print(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="churnguard", description="Churn prediction for retention teams, served through Telegram."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: str, help_text: str, *, schema: bool = False, json_out: bool = True
+                ) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help_text, description=help_text)
+        cmd.set_defaults(handler=handler)
+        if json_out:
+            _json_flag(cmd)
+        if schema:
+            _schema_flags(cmd)
+        return cmd
+
+    ingest = command("ingest", "storage.commands:ingest", "Validate a CRM export and store it in one transaction.",
+                     schema=True)
+    ingest.add_argument("path", type=Path, help="CSV, .csv.gz or Parquet file")
+    command("schema", "storage.commands:show_schema", "Show the dataset schema remembered in storage.")
+    command("status", "storage.commands:status", "Show what the store holds: batches, clients, models.")
+
+    train = command("train", "model.commands:train", "Run the ML lifecycle on the stored labelled data.",
+                    schema=True)
+    train.add_argument("--seed", type=int, default=None, help="split and search seed (default: CHURNGUARD_SEED)")
+    report = command("report", "model.commands:report", "Print a model card summary and its path.")
+    report.add_argument("version", nargs="?", help="model version (default: the champion)")
+    command("models", "model.commands:models", "List model versions.")
+    promote = command("promote", "model.commands:promote", "Make a model version the champion.")
+    promote.add_argument("version")
+    command("rollback", "model.commands:rollback", "Return to the previous champion.")
+    score = command("score", "model.commands:score", "Score one client with reasons.", schema=True)
+    score.add_argument("client_id")
+    score.add_argument("--as-of", dest="as_of", default=None, help="date for event-based features (YYYY-MM-DD)")
+    top = command("top", "model.commands:top", "List the highest-risk active clients.", schema=True)
+    top.add_argument("-n", type=int, default=20, help="how many clients (default 20)")
+    command("score-all", "model.commands:score_all", "Score every stored client and store the predictions.",
+            schema=True)
+
+    command("run", "bot.commands:run", "Run the Telegram bot and the scheduler (sandbox without a token).",
+            json_out=False)
+    sandbox = command("sandbox", "bot.commands:sandbox", "Chat with the bot offline through a local Bot API emulator.",
+                      json_out=False)
+    sandbox.add_argument("--user-id", type=int, default=None, help="who you are in the chat (default: first admin)")
+
+    jobs = command("jobs", "jobs.commands:jobs", "List or run the scheduled jobs.", json_out=False)
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    jobs_list = jobs_sub.add_parser("list", help="schedules and last runs")
+    _json_flag(jobs_list)
+    jobs_run = jobs_sub.add_parser("run", help="run one job once, now")
+    jobs_run.add_argument("name")
+    _json_flag(jobs_run)
+    _schema_flags(jobs_run)
+    command("drift", "jobs.commands:drift", "Show the latest drift report.")
+    alerts = command("alerts", "jobs.commands:alerts", "List recent alerts.")
+    alerts.add_argument("-n", type=int, default=20)
+    return parser
+
+
+def _resolve(path: str) -> Handler:
+    module_name, _, attr = path.partition(":")
+    module = __import__(module_name, fromlist=[attr])
+    handler: Handler = getattr(module, attr)
+    return handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {name: getattr(args, name) for name in SCHEMA_FIELDS if getattr(args, name, None) is not None}
+    settings = load_settings(**overrides)
+    from storage.errors import UserError
+
+    try:
+        return _resolve(args.handler)(args, settings)
+    except UserError as error:
+        if getattr(args, "json", False):
+            print(json.dumps({"error": str(error), **error.details}, indent=2, default=str, ensure_ascii=False))
+        print(f"churnguard: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
