@@ -1,0 +1,43 @@
+# ChurnGuard service image: bot + scheduler, SQLite in /data by default.
+FROM python:3.11-slim AS base
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MPLBACKEND=Agg \
+    CHURNGUARD_HOME=/data
+
+# libgomp1: LightGBM's OpenMP runtime.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libgomp1 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --create-home --uid 10001 churnguard
+
+WORKDIR /app
+
+# Dependencies first, in their own layer: editing the source does not reinstall them.
+COPY pyproject.toml ./
+RUN python - <<'PY' > /tmp/requirements.txt
+import tomllib
+print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]))
+PY
+RUN pip install -r /tmp/requirements.txt
+
+COPY README.md churnguard.py ./
+COPY bot ./bot
+COPY model ./model
+COPY jobs ./jobs
+COPY storage ./storage
+RUN pip install --no-deps . \
+ && mkdir -p /data \
+ && chown churnguard:churnguard /data
+
+USER churnguard
+VOLUME ["/data"]
+
+# Healthy when the settings load and the store answers.
+HEALTHCHECK --interval=60s --timeout=20s --start-period=120s --retries=3 \
+  CMD ["churnguard", "status", "--json"]
+
+CMD ["churnguard", "run"]
