@@ -27,3 +27,11 @@ class NotFound(UserError):
     """Something the user named (a client, a model version) does not exist."""
 
     exit_code = 1
+
+
+class IngestRejected(UserError):
+    """A CRM file or SQL pull that cannot be stored as it is; nothing of it was stored.
+
+    ``details`` names the problem (``problem``), and where it is when that is known:
+    ``column``, ``rows`` (1-based; ``row_kind`` says "data row" or "file line") and ``examples``.
+    """

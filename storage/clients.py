@@ -1,0 +1,190 @@
+"""Queries over stored client records: the latest view of each client, training frames,
+and the label history that realised-recall monitoring compares predictions with.
+
+Records are never updated in place: a new batch adds a record per client and marks the
+previous one as history (``is_latest`` False).  "Latest" is therefore a flag for the
+current view, and the record id orders a client's records in time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from storage.db import Database
+from storage.readers import CATEGORICAL, NUMERIC
+from storage.schema import Schema
+from storage.tables import Batch, ClientRecord
+
+CLIENTS = "clients"  # Batch.kind of CRM client batches (see storage.ingest)
+_IN_CHUNK = 5_000  # ids per IN (...) list: SQLite caps bound parameters per statement
+
+
+def _chunks(values: Sequence[str], size: int = _IN_CHUNK) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def latest_records(session: Session, client_ids: Iterable[str] | None = None) -> list[ClientRecord]:
+    """The current record of every client, or of the given clients (unknown ids are skipped)."""
+    base = select(ClientRecord).where(col(ClientRecord.is_latest).is_(True))
+    if client_ids is None:
+        return list(session.exec(base.order_by(col(ClientRecord.id))).all())
+    wanted = list(dict.fromkeys(str(i) for i in client_ids))
+    found: list[ClientRecord] = []
+    for part in _chunks(wanted):
+        found.extend(session.exec(base.where(col(ClientRecord.client_id).in_(part))).all())
+    order = {client_id: position for position, client_id in enumerate(wanted)}
+    return sorted(found, key=lambda record: order[record.client_id])
+
+
+def get_latest(session: Session, client_id: str) -> ClientRecord | None:
+    """The current record of one client, or None when the store never saw this id."""
+    return session.exec(
+        select(ClientRecord)
+        .where(ClientRecord.client_id == str(client_id), col(ClientRecord.is_latest).is_(True))
+        .order_by(col(ClientRecord.id).desc())
+    ).first()
+
+
+def column_types(db: Database, batch_ids: Iterable[int] | None = None) -> dict[str, str]:
+    """Each data column's type over the client batches (or the given ones), in first-seen order.
+
+    A column is numeric only if every batch that had it saw numbers: once a batch brought
+    text in it, the column has to be treated as text everywhere or the batches disagree."""
+    query = select(Batch).where(Batch.kind == CLIENTS).order_by(col(Batch.id))
+    if batch_ids is not None:
+        query = query.where(col(Batch.id).in_(list(batch_ids)))
+    with db.session() as session:
+        batches = session.exec(query).all()
+    types: dict[str, str] = {}
+    for batch in batches:
+        for name, kind in batch.columns.items():
+            if types.get(name) in (None, NUMERIC):
+                types[name] = kind
+    return types
+
+
+def _as_text(value: object) -> object:
+    """A stored cell of a text column; numbers stored by an older batch print without ".0"."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return np.nan
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _frame_from_rows(
+    rows: Sequence[Any], schema: Schema, types: dict[str, str], label_dtype: str
+) -> pd.DataFrame:
+    ids = [row.client_id for row in rows]
+    data = pd.DataFrame.from_records([row.data for row in rows], columns=list(types))
+    columns: dict[str, Any] = {schema.id_column: pd.Series(ids, dtype=object)}
+    for name, kind in types.items():
+        values = data[name]
+        if kind == NUMERIC:
+            columns[name] = pd.to_numeric(values, errors="coerce").astype("float64")
+        else:
+            columns[name] = pd.Series([_as_text(v) for v in values.tolist()], dtype=object)
+    labels = [row.label for row in rows]
+    columns[schema.label_column] = pd.Series(labels, dtype=label_dtype)
+    frame = pd.DataFrame(columns)
+    frame.attrs["batch_ids"] = sorted({int(row.batch_id) for row in rows})
+    return frame
+
+
+def load_frame(db: Database, schema: Schema, *, labelled_only: bool, latest_only: bool = True) -> pd.DataFrame:
+    """Client records as a frame: the id column, every stored data column (numeric as float64,
+    text as object with NaN for missing) and the label column.
+
+    ``labelled_only``: only records with a label, the label as int 0/1 — the training set.
+    With ``latest_only`` that is each client's newest *labelled* record, so a later
+    unlabelled scoring batch does not remove clients from training.  Without
+    ``labelled_only`` the label is a nullable Int64.  ``latest_only=False`` returns every
+    record (a client's history, oldest first).  ``ignore_columns`` are not dropped here:
+    which columns are features is the model's decision.  ``frame.attrs["batch_ids"]`` lists
+    the batches the rows came from."""
+    table = ClientRecord.__table__  # type: ignore[attr-defined]
+    query = sa_select(table.c.id, table.c.client_id, table.c.batch_id, table.c.label, table.c.data)
+    if labelled_only:
+        query = query.where(table.c.label.is_not(None))
+        if latest_only:
+            newest = (
+                sa_select(func.max(table.c.id))
+                .where(table.c.label.is_not(None))
+                .group_by(table.c.client_id)
+            )
+            query = query.where(table.c.id.in_(newest))
+    elif latest_only:
+        query = query.where(table.c.is_latest.is_(True))
+    with db.session() as session:
+        rows = session.connection().execute(query.order_by(table.c.id)).all()
+    types = column_types(db, {int(row.batch_id) for row in rows}) if rows else column_types(db)
+    return _frame_from_rows(rows, schema, types, "int64" if labelled_only else "Int64")
+
+
+def labelled_history(
+    db: Database, *, since: datetime | None = None, client_ids: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Every labelled record (not only the latest): client_id, batch_id, observed_at, label.
+
+    Monitoring compares a prediction made at time t with the outcome observed in a later
+    batch, so it needs each outcome with the time it was observed."""
+    table = ClientRecord.__table__  # type: ignore[attr-defined]
+    query = sa_select(table.c.client_id, table.c.batch_id, table.c.observed_at, table.c.label).where(
+        table.c.label.is_not(None)
+    )
+    if since is not None:
+        query = query.where(table.c.observed_at >= since)
+    with db.session() as session:
+        connection = session.connection()
+        if client_ids is None:
+            rows = list(connection.execute(query.order_by(table.c.id)).all())
+        else:
+            wanted = list(dict.fromkeys(str(i) for i in client_ids))
+            rows = []
+            for part in _chunks(wanted):
+                rows.extend(connection.execute(query.where(table.c.client_id.in_(part))).all())
+            rows.sort(key=lambda row: (row.observed_at, row.batch_id))
+    frame = pd.DataFrame(
+        {
+            "client_id": pd.Series([r.client_id for r in rows], dtype=object),
+            "batch_id": pd.Series([r.batch_id for r in rows], dtype="int64"),
+            "observed_at": pd.to_datetime(pd.Series([r.observed_at for r in rows], dtype=object)),
+            "label": pd.Series([r.label for r in rows], dtype="int64"),
+        }
+    )
+    return frame
+
+
+def client_counts(db: Database) -> dict[str, int]:
+    """Clients in the store, and how many of them have at least one known outcome."""
+    table = ClientRecord.__table__  # type: ignore[attr-defined]
+    with db.session() as session:
+        connection = session.connection()
+        clients = connection.execute(
+            sa_select(func.count()).select_from(table).where(table.c.is_latest.is_(True))
+        ).scalar_one()
+        labelled = connection.execute(
+            sa_select(func.count(func.distinct(table.c.client_id))).where(table.c.label.is_not(None))
+        ).scalar_one()
+    return {"clients": int(clients), "labelled_clients": int(labelled)}
+
+
+__all__ = [
+    "CATEGORICAL",
+    "NUMERIC",
+    "client_counts",
+    "column_types",
+    "get_latest",
+    "labelled_history",
+    "latest_records",
+    "load_frame",
+]

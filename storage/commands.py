@@ -1,0 +1,133 @@
+"""Command-line handlers for the storage side: ``ingest``, ``schema`` and ``status``.
+
+Handlers only translate between arguments and the storage API and print; refusals are
+raised as ``UserError`` and printed by ``churnguard.main`` as one line (exit code 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from churnguard import emit
+from storage.clients import CLIENTS, client_counts, column_types
+from storage.db import Database
+from storage.ingest import NEGATIVE_LABEL_KEY, ingest_file
+from storage.readers import Limits
+from storage.schema import remembered_schema, schema_from_settings
+from storage.tables import Batch, ChampionEvent, Meta, ModelVersion
+
+if TYPE_CHECKING:
+    from churnguard import Settings
+
+
+def ingest(args: argparse.Namespace, settings: Settings) -> int:
+    """``churnguard ingest PATH``: validate the file and store it in one transaction."""
+    schema, explicit = schema_from_settings(settings)
+    db = Database(settings.database_url)
+    try:
+        report = ingest_file(db, args.path, schema=schema, explicit=explicit, limits=Limits.from_settings(settings))
+    finally:
+        db.dispose()
+    emit(args, report.to_dict(), report.to_text())
+    return 0
+
+
+def schema_summary(db: Database) -> dict[str, Any]:
+    """The remembered schema (None before the first batch), the "stayed" label value and the
+    stored column types."""
+    with db.session() as session:
+        stored = remembered_schema(session)
+        negative = session.get(Meta, NEGATIVE_LABEL_KEY)
+        schema = None
+        if stored is not None:
+            schema = {
+                "id_column": stored.id_column,
+                "label_column": stored.label_column,
+                "positive_label": stored.positive_label,
+                "negative_label": negative.value if negative is not None else None,
+                "ignore_columns": list(stored.ignore_columns),
+                "first_batch_id": stored.first_batch_id,
+                "created_at": stored.created_at,
+            }
+    return {"schema": schema, "columns": column_types(db)}
+
+
+def show_schema(args: argparse.Namespace, settings: Settings) -> int:
+    """``churnguard schema``: what the store remembers, or that nothing is remembered yet."""
+    db = Database(settings.database_url)
+    try:
+        payload = schema_summary(db)
+    finally:
+        db.dispose()
+    schema = payload["schema"]
+    if schema is None:
+        text = (
+            "No schema remembered yet: the first ingested batch sets it. Configured now: id column "
+            f"{settings.id_column!r}, label column {settings.label_column!r} (churn = {settings.positive_label!r})."
+        )
+    else:
+        stayed = f", stayed = {schema['negative_label']!r}" if schema["negative_label"] else ""
+        ignored = ", ".join(schema["ignore_columns"]) or "none"
+        columns = payload["columns"]
+        numeric = sum(1 for kind in columns.values() if kind == "numeric")
+        text = "\n".join([
+            f"id column:       {schema['id_column']}",
+            f"label column:    {schema['label_column']} (churn = {schema['positive_label']!r}{stayed})",
+            f"ignored columns: {ignored}",
+            f"data columns:    {len(columns)} ({numeric} numeric, {len(columns) - numeric} categorical)",
+            f"remembered since batch #{schema['first_batch_id']} ({schema['created_at']:%Y-%m-%d %H:%M} UTC)",
+        ])
+    emit(args, payload, text)
+    return 0
+
+
+def store_status(db: Database) -> dict[str, Any]:
+    """What the store holds: batches, clients, labelled share, model versions, champion."""
+    with db.session() as session:
+        batches = session.exec(select(func.count()).select_from(Batch).where(Batch.kind == CLIENTS)).one()
+        last = session.exec(select(Batch).where(Batch.kind == CLIENTS).order_by(col(Batch.id).desc())).first()
+        versions = session.exec(select(func.count()).select_from(ModelVersion)).one()
+        event = session.exec(select(ChampionEvent).order_by(col(ChampionEvent.id).desc())).first()
+    counts = client_counts(db)
+    clients, labelled = counts["clients"], counts["labelled_clients"]
+    return {
+        "database": db.safe_url,
+        "batches": int(batches),
+        "last_batch": None if last is None else {
+            "batch_id": last.id, "source_name": last.source_name, "received_at": last.received_at,
+            "rows": last.row_count, "labelled": last.labelled,
+        },
+        "clients": clients,
+        "labelled_clients": labelled,
+        "labelled_share": round(labelled / clients, 4) if clients else 0.0,
+        "model_versions": int(versions),
+        "champion": event.version if event is not None else None,
+    }
+
+
+def status(args: argparse.Namespace, settings: Settings) -> int:
+    """``churnguard status``: a one-screen summary of the store."""
+    db = Database(settings.database_url)
+    try:
+        payload = store_status(db)
+    finally:
+        db.dispose()
+    last = payload["last_batch"]
+    last_text = (f" (last: #{last['batch_id']} {last['source_name']}, {last['received_at']:%Y-%m-%d %H:%M} UTC)"
+                 if last else "")
+    text = "\n".join([
+        f"store:    {payload['database']}",
+        f"batches:  {payload['batches']}{last_text}",
+        f"clients:  {payload['clients']} ({payload['labelled_clients']} with a known outcome, "
+        f"{payload['labelled_share']:.1%})",
+        f"models:   {payload['model_versions']} version(s), champion: {payload['champion'] or 'none'}",
+    ])
+    emit(args, payload, text)
+    return 0
+
+
+__all__ = ["ingest", "schema_summary", "show_schema", "status", "store_status"]
