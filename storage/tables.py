@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import NaiveDatetime
 from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
@@ -19,7 +20,10 @@ SCHEMA_VERSION = 1
 
 
 def utcnow() -> datetime:
-    """Naive UTC: SQLite has no time zones, so every timestamp is stored as naive UTC."""
+    """Naive UTC: SQLite has no time zones, so every timestamp is stored as naive UTC.
+
+    Fields are annotated ``NaiveDatetime`` because SQLModel >= 0.0.50 maps plain ``datetime``
+    to a timezone-aware column type that refuses naive values."""
     return datetime.now(UTC).replace(tzinfo=None)
 
 
@@ -44,7 +48,7 @@ class DatasetSchema(SQLModel, table=True):
     label_column: str
     positive_label: str
     ignore_columns: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
     first_batch_id: int | None = None
 
 
@@ -55,7 +59,7 @@ class Batch(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     source_name: str
     kind: str = Field(default="clients", index=True)
-    received_at: datetime = Field(default_factory=utcnow, index=True)
+    received_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
     row_count: int
     sha256: str = Field(index=True, unique=True, max_length=64)
     columns: dict[str, Any] = _json()
@@ -74,7 +78,7 @@ class ClientRecord(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     client_id: str = Field(index=True, max_length=200)
     batch_id: int = Field(foreign_key="batch.id", index=True)
-    observed_at: datetime = Field(default_factory=utcnow)
+    observed_at: NaiveDatetime = Field(default_factory=utcnow)
     is_latest: bool = Field(default=True)
     label: int | None = None
     data: dict[str, Any] = _json()
@@ -86,7 +90,7 @@ class ModelVersion(SQLModel, table=True):
     __tablename__ = "model_version"
     id: int | None = Field(default=None, primary_key=True)
     version: str = Field(index=True, unique=True, max_length=32)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
     status: str = Field(default="candidate", index=True)  # candidate | champion | retired | rejected
     artifact_dir: str
     sha256: str = Field(max_length=64)
@@ -104,7 +108,7 @@ class ChampionEvent(SQLModel, table=True):
 
     __tablename__ = "champion_event"
     id: int | None = Field(default=None, primary_key=True)
-    at: datetime = Field(default_factory=utcnow, index=True)
+    at: NaiveDatetime = Field(default_factory=utcnow, index=True)
     version: str = Field(max_length=32)
     previous_version: str | None = Field(default=None, max_length=32)
     action: str  # promote | rollback | fallback
@@ -122,7 +126,7 @@ class Prediction(SQLModel, table=True):
     probability: float
     flagged: bool
     risk_band: str
-    scored_at: datetime = Field(default_factory=utcnow)
+    scored_at: NaiveDatetime = Field(default_factory=utcnow)
     record_id: int | None = None
     run_id: str | None = Field(default=None, index=True, max_length=64)
 
@@ -132,13 +136,14 @@ class Alert(SQLModel, table=True):
 
     __tablename__ = "alert"
     id: int | None = Field(default=None, primary_key=True)
-    created_at: datetime = Field(default_factory=utcnow, index=True)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
     kind: str = Field(index=True)  # drift | recall | early_warning | ingest_rejected | job_failed
     severity: str  # info | warning | critical
     fingerprint: str = Field(index=True, max_length=200)
     message: str = Field(sa_column=Column(Text, nullable=False))
     figures: dict[str, Any] = _json()
     delivered: int = 0
+    sent_at: NaiveDatetime | None = None  # None: not handed to a notifier yet (e.g. raised by the CLI)
 
 
 class Subscriber(SQLModel, table=True):
@@ -147,7 +152,7 @@ class Subscriber(SQLModel, table=True):
     __tablename__ = "subscriber"
     chat_id: int = Field(primary_key=True)
     user_id: int | None = None
-    subscribed_at: datetime = Field(default_factory=utcnow)
+    subscribed_at: NaiveDatetime = Field(default_factory=utcnow)
     active: bool = True
 
 
@@ -156,7 +161,7 @@ class AuditLog(SQLModel, table=True):
 
     __tablename__ = "audit_log"
     id: int | None = Field(default=None, primary_key=True)
-    at: datetime = Field(default_factory=utcnow, index=True)
+    at: NaiveDatetime = Field(default_factory=utcnow, index=True)
     actor: str = Field(max_length=64)
     action: str = Field(max_length=64)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False))
@@ -169,8 +174,8 @@ class JobRun(SQLModel, table=True):
     __tablename__ = "job_run"
     id: int | None = Field(default=None, primary_key=True)
     job: str = Field(index=True, max_length=64)
-    started_at: datetime = Field(default_factory=utcnow, index=True)
-    finished_at: datetime | None = None
+    started_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
+    finished_at: NaiveDatetime | None = None
     outcome: str = "running"  # running | ok | failed | skipped
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     details: dict[str, Any] = _json()
@@ -182,7 +187,7 @@ class Report(SQLModel, table=True):
     __tablename__ = "report"
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(index=True, max_length=32)
-    created_at: datetime = Field(default_factory=utcnow, index=True)
+    created_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
     model_version: str | None = Field(default=None, max_length=32)
     batch_id: int | None = None
     body: dict[str, Any] = _json()
