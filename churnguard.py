@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SAMPLE_DATA = Path(__file__).resolve().parent / "storage" / "sample_data" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
@@ -86,6 +86,79 @@ class Settings(BaseSettings):
         0.02, ge=0, lt=1, validation_alias=_env("CHURNGUARD_CHAMPION_TOLERANCE")
     )
     seed: int = Field(42, ge=0, validation_alias=_env("CHURNGUARD_SEED"))
+
+    # --- jobs (scheduled MLOps jobs, see jobs/) ----------------------------------------------
+    # Cron expressions are standard 5-field crontab lines in UTC (0 or 7 = Sunday); "off"
+    # disables a schedule (the job still runs with `churnguard jobs run NAME`).
+    ingest_cron: str = Field("*/5 * * * *", validation_alias=_env("CHURNGUARD_INGEST_CRON"))
+    drift_cron: str = Field("0 * * * *", validation_alias=_env("CHURNGUARD_DRIFT_CRON"))
+    performance_cron: str = Field("10 * * * *", validation_alias=_env("CHURNGUARD_PERFORMANCE_CRON"))
+    retrain_cron: str = Field("0 3 * * 0", validation_alias=_env("CHURNGUARD_RETRAIN_CRON"))
+    source_url: str = Field("", validation_alias=_env("CHURNGUARD_SOURCE_URL"))
+    source_query: str = Field("", validate_default=True, validation_alias=_env("CHURNGUARD_SOURCE_QUERY"))
+    drift_psi_moderate: float = Field(0.10, gt=0, validation_alias=_env("CHURNGUARD_DRIFT_PSI_MODERATE"))
+    drift_psi_threshold: float = Field(0.25, gt=0, validation_alias=_env("CHURNGUARD_DRIFT_PSI_THRESHOLD"))
+    drift_alpha: float = Field(0.01, gt=0, lt=1, validation_alias=_env("CHURNGUARD_DRIFT_ALPHA"))
+    drift_min_samples: int = Field(200, ge=1, validation_alias=_env("CHURNGUARD_DRIFT_MIN_SAMPLES"))
+    drift_share: float = Field(0.30, ge=0, lt=1, validation_alias=_env("CHURNGUARD_DRIFT_SHARE"))
+    min_churners: int = Field(20, ge=1, validation_alias=_env("CHURNGUARD_MIN_CHURNERS"))
+    alert_cooldown_hours: float = Field(24.0, ge=0, le=24 * 365,
+                                        validation_alias=_env("CHURNGUARD_ALERT_COOLDOWN_HOURS"))
+    retrain_on: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["schedule", "new_labels", "drift", "recall"],
+        validation_alias=_env("CHURNGUARD_RETRAIN_ON"),
+    )
+    retrain_window_batches: int = Field(0, ge=0, validation_alias=_env("CHURNGUARD_RETRAIN_WINDOW_BATCHES"))
+
+    @field_validator("ingest_cron", "drift_cron", "performance_cron", "retrain_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from jobs.cron import check_cron
+
+        return check_cron(value)
+
+    @field_validator("retrain_on", mode="before")
+    @classmethod
+    def _retrain_triggers(cls, value: object) -> object:
+        triggers = _split_csv(value)
+        allowed = ("schedule", "new_labels", "drift", "recall")
+        if isinstance(triggers, list):
+            unknown = [t for t in triggers if t not in allowed]
+            if unknown:
+                raise ValueError(f"unknown trigger(s) {', '.join(map(str, unknown))} (use any of {', '.join(allowed)})")
+        return triggers
+
+    @field_validator("source_url")
+    @classmethod
+    def _source_url(cls, value: str) -> str:
+        if value:
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                make_url(value)
+            except ArgumentError:
+                raise ValueError("must be a database URL such as postgresql+psycopg://user@host/db") from None
+        return value
+
+    @field_validator("drift_psi_threshold")
+    @classmethod
+    def _psi_levels(cls, value: float, info: ValidationInfo) -> float:
+        moderate = info.data.get("drift_psi_moderate")
+        if moderate is not None and value <= moderate:
+            raise ValueError(f"must be above CHURNGUARD_DRIFT_PSI_MODERATE ({moderate})")
+        return value
+
+    @field_validator("source_query")
+    @classmethod
+    def _source_pair(cls, value: str, info: ValidationInfo) -> str:
+        url = info.data.get("source_url")
+        if url is None:  # the URL itself was invalid; that error is reported already
+            return value
+        if bool(url) != bool(value.strip()):
+            raise ValueError("CHURNGUARD_SOURCE_URL and CHURNGUARD_SOURCE_QUERY must be set together")
+        return value
+    # --- end of jobs settings ------------------------------------------------------------------
 
     @field_validator("admin_ids", "viewer_ids", "ignore_columns", mode="before")
     @classmethod

@@ -1,0 +1,131 @@
+"""Command-line handlers: ``churnguard jobs list|run``, ``churnguard drift``, ``churnguard alerts``.
+
+``jobs run`` stores alerts but sends none: a shell has no bot.  The running service's
+outbox delivers them to subscribed chats within a minute, so feeding the inbox from cron
+or a script still reaches people.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+
+from jobs.alerts import alert_dict, recent_alerts
+from jobs.reports import latest_report
+from jobs.runner import JobRunner
+from jobs.scheduler import schedule_table, setting_of
+from storage.db import Database
+from storage.errors import UserError
+
+if TYPE_CHECKING:
+    from churnguard import Settings
+
+MAX_ALERTS = 1000
+RUN_WAIT_SECONDS = 900.0  # `jobs run` waits this long for a running instance (e.g. the service's)
+
+
+def _db(settings: Settings) -> Database:
+    return Database(settings.database_url).create_schema()
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
+    from churnguard import emit
+
+    emit(args, payload, text)
+
+
+def _when(value: Any) -> str:
+    return "-" if value is None else f"{value:%Y-%m-%d %H:%M}"
+
+
+def jobs(args: argparse.Namespace, settings: Settings) -> int:
+    if args.jobs_command == "list":
+        return jobs_list(args, settings)
+    return jobs_run(args, settings)
+
+
+def jobs_list(args: argparse.Namespace, settings: Settings) -> int:
+    db = _db(settings)
+    try:
+        views = schedule_table(db, settings)
+    finally:
+        db.dispose()
+    lines = ["Job          Schedule (UTC)    Next run          Last run          Outcome"]
+    for view in views:
+        last = view.last_run
+        outcome = "-" if last is None else last.outcome + (f": {last.error}" if last.error else "")
+        cron = view.cron if view.enabled else f"off ({setting_of(view.job)})"
+        lines.append(
+            f"{view.job:<12} {cron:<17} {_when(view.next_run):<17} "
+            f"{_when(None if last is None else last.started_at):<17} {outcome}"
+        )
+        if view.missed is not None:
+            lines.append(f"{'':12} missed the slot at {_when(view.missed)}; the service runs it once on start")
+    _emit(args, {"jobs": [view.as_dict() for view in views]}, "\n".join(lines))
+    return 0
+
+
+def jobs_run(args: argparse.Namespace, settings: Settings) -> int:
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    db = _db(settings)
+    runner = JobRunner(settings, db, notifier=None)
+    try:
+        runner.check_name(args.name)
+        reports = runner.run_sync(args.name, trigger="manual", wait_seconds=RUN_WAIT_SECONDS)
+    finally:
+        db.dispose()
+    lines = []
+    for report in reports:
+        lines.append(f"{report.job}: {report.outcome} — {report.summary}")
+        for decision in report.alerts:
+            state = f"alert #{decision.alert_id} stored" if decision.stored else "not sent again"
+            lines.append(f"  {decision.draft.severity} {decision.draft.kind} alert ({state}): {decision.draft.title}"
+                         + ("" if decision.stored else f" — {decision.reason}"))
+    payload = {"job": args.name, "outcome": reports[0].outcome, "runs": [report.as_dict() for report in reports]}
+    _emit(args, payload, "\n".join(lines))
+    return 1 if reports[0].outcome == "failed" else 0
+
+
+def drift(args: argparse.Namespace, settings: Settings) -> int:
+    db = _db(settings)
+    try:
+        report = latest_report(db, "drift")
+    finally:
+        db.dispose()
+    if report is None:
+        message = "No drift report yet: the drift job runs after new data arrives (churnguard jobs run drift)."
+        _emit(args, {"report": None, "message": message}, message)
+        return 0
+    body = report.body
+    header = (f"Drift report #{report.id} ({_when(report.created_at)} UTC, model {report.model_version or '-'}, "
+              f"batch #{report.batch_id if report.batch_id is not None else '-'})")
+    _emit(args, {"report": {"id": report.id, "created_at": report.created_at.isoformat(),
+                            "model_version": report.model_version, "batch_id": report.batch_id, **body}},
+          header + "\n" + str(body.get("text", "")))
+    return 0
+
+
+def alerts(args: argparse.Namespace, settings: Settings) -> int:
+    n = args.n
+    if not 1 <= n <= MAX_ALERTS:
+        raise UserError(f"-n must be between 1 and {MAX_ALERTS}, got {n}", n=n)
+    db = _db(settings)
+    try:
+        rows = recent_alerts(db, limit=n)
+    finally:
+        db.dispose()
+    items = [alert_dict(row) for row in rows]
+    if not items:
+        text = "No alerts yet."
+    else:
+        lines = []
+        for item in items:
+            sent = "sent" if item["sent_at"] else "not sent yet"
+            lines.append(f"#{item['id']} {item['time'][:16]} {item['severity']:<8} {item['kind']:<15} "
+                         f"{item['title']} ({sent})")
+            lines.extend(f"    {line}" for line in str(item["message"]).splitlines())
+        text = "\n".join(lines)
+    _emit(args, {"alerts": items}, text)
+    return 0

@@ -1,0 +1,242 @@
+"""Performance job: is the champion still catching the churners it promised to catch?
+
+For each checked batch (by default the latest; after an ingest, each new batch):
+
+* **Outcomes known** (labelled records): realised recall, precision and PR-AUC of the
+  predictions made *before* the labels were used — the scores stored when the batch arrived
+  (``jobs/data.py``), or, for a batch that brings outcomes only (no features), each
+  client's newest prediction from before the batch.  Recall below the target raises a
+  ``recall`` alert with the confidence interval and the number of churners; below
+  ``CHURNGUARD_MIN_CHURNERS`` there is no alert and the report says so.  The alert compares
+  the point estimate with the target, so it agrees with anyone recomputing recall from the
+  same predictions and labels.
+* **Outcomes not known yet** (unlabelled records): the recall expected from the calibrated
+  probabilities (CBPE); below the target it raises an ``early_warning``.
+
+A batch nobody scored on arrival (e.g. stored with ``churnguard ingest``) is scored now by
+the champion, provided the champion did not learn from it.  Every check is stored as a
+"performance" report.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from jobs.alerts import AlertDraft
+from jobs.data import (
+    BatchFrame,
+    align,
+    batch_frame,
+    earlier_predictions,
+    get_batch,
+    latest_batch,
+    outcomes_only,
+    registry_of,
+    schema_or_none,
+    score_batch,
+    serving_or_none,
+    stored_batch_scores,
+    trained_batches,
+    version_threshold,
+)
+from jobs.reports import PERFORMANCE, reports, store_report
+from jobs.runner import FollowUp, JobContext, JobResult
+from model.monitoring.charts import RecallPoint, recall_chart
+from model.monitoring.performance import (
+    EstimatedPerformance,
+    RealisedPerformance,
+    estimate_performance,
+    realised_performance,
+)
+from storage.tables import Batch
+
+log = logging.getLogger("churnguard.jobs")
+CONFIDENCE = 0.95
+
+
+def run(ctx: JobContext) -> JobResult:
+    db, settings = ctx.db, ctx.settings
+    serving = serving_or_none(registry_of(ctx.services, db, settings))
+    schema = schema_or_none(db, settings)
+    if serving is None or schema is None:
+        return JobResult("no champion model yet: nothing to measure", outcome="skipped")
+    batch_ids = [int(b) for b in ctx.params.get("batch_ids") or []]
+    if not batch_ids:
+        latest = latest_batch(db)
+        if latest is None or latest.id is None:
+            return JobResult("no client batch stored yet", outcome="skipped")
+        batch_ids = [latest.id]
+    alerts: list[AlertDraft] = []
+    checked: list[dict[str, Any]] = []
+    lines: list[str] = []
+    recall_alert = False
+    for batch_id in batch_ids:
+        batch = get_batch(db, batch_id)
+        if batch is None:
+            continue
+        ctx.progress(f"measuring the champion on batch #{batch_id}")
+        frame = batch_frame(db, schema, batch_id)
+        labels, probabilities, flagged, version, threshold, source = _predictions(ctx, batch, frame, serving)
+        if version is None:
+            checked.append({"batch_id": batch_id, "status": "not_measurable", "reason": source})
+            lines.append(f"batch #{batch_id}: {source}")
+            continue
+        known = ~np.isnan(labels)
+        realised = estimated = None
+        if known.any():
+            realised = realised_performance(labels[known], probabilities[known], flagged[known],
+                                            target=settings.recall_target, min_churners=settings.min_churners,
+                                            confidence=CONFIDENCE)
+        if (~known).any():
+            estimated = estimate_performance(probabilities[~known], flagged[~known], target=settings.recall_target,
+                                             min_churners=settings.min_churners, confidence=CONFIDENCE,
+                                             seed=int(settings.seed))
+        text = "\n".join(part.to_text() for part in (realised, estimated) if part is not None)
+        body = {
+            "batch_id": batch_id, "source_name": batch.source_name, "model_version": version,
+            "threshold": threshold, "predictions": source, "n_records": len(frame), "n_scored": len(labels),
+            "realised": None if realised is None else realised.to_dict(),
+            "estimated": None if estimated is None else estimated.to_dict(), "text": text,
+        }  # fmt: skip
+        report_id = store_report(db, PERFORMANCE, body, model_version=version, batch_id=batch_id)
+        checked.append({"batch_id": batch_id, "report_id": report_id, "model_version": version,
+                        "realised": None if realised is None else realised.status,
+                        "recall": None if realised is None else realised.recall,
+                        "estimated": None if estimated is None else estimated.status,
+                        "estimated_recall": None if estimated is None else estimated.recall})
+        lines.append(f"batch #{batch_id} ({version}): " + text.replace("\n", " "))
+        if realised is not None and realised.alert:
+            recall_alert = True
+            alerts.append(_recall_alert(ctx, realised, batch, version, threshold, report_id, source))
+        if estimated is not None and estimated.early_warning:
+            alerts.append(_early_warning(ctx, estimated, batch, version, threshold, report_id))
+    follow_ups = []
+    if recall_alert and "recall" in settings.retrain_on:
+        follow_ups.append(FollowUp("retrain", "recall", {}))
+    return JobResult(
+        summary="; ".join(lines) or "nothing to measure",
+        details={"checked": checked},
+        alerts=alerts,
+        follow_ups=follow_ups,
+    )
+
+
+def _predictions(
+    ctx: JobContext, batch: Batch, frame: BatchFrame, serving: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str | None, float | None, str]:
+    """Labels, probabilities, flags of the batch's scored records, the version that scored
+    them, its threshold, and where the predictions come from (or why there are none)."""
+    empty = np.empty(0)
+    assert batch.id is not None
+    if outcomes_only(batch, serving.model):
+        return _outcomes_only(ctx, batch, frame)
+    scores = stored_batch_scores(ctx.db, batch.id)
+    source = "scored on arrival"
+    if scores is not None and batch.id in trained_batches(ctx.db, scores.model_version):
+        scores = None  # scored after a model learnt from it: not an honest measurement
+    if scores is None:
+        if batch.id in trained_batches(ctx.db, serving.version):
+            return empty, empty, empty.astype(bool), None, None, (
+                f"not scored on arrival, and the champion {serving.version} learnt from it: no honest measurement"
+            )
+        scores = score_batch(ctx.db, ctx.settings, serving, frame, run_id=f"performance-b{batch.id}")
+        source = f"scored now by {serving.version}, which never saw these outcomes"
+    labels, probabilities, flagged = align(frame, scores)
+    return labels, probabilities, flagged, scores.model_version, scores.threshold, source
+
+
+def _outcomes_only(
+    ctx: JobContext, batch: Batch, frame: BatchFrame
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str | None, float | None, str]:
+    empty = np.empty(0)
+    labelled = ~np.isnan(frame.labels)
+    ids = [str(c) for c in frame.client_ids[labelled]]
+    earlier = earlier_predictions(ctx.db, ids, batch.received_at)
+    if earlier.empty:
+        return empty, empty, empty.astype(bool), None, None, "outcomes only, and none of these clients was scored before"
+    version = str(earlier["model_version"].mode().iloc[0])
+    earlier = earlier[earlier["model_version"] == version]
+    by_client = earlier.set_index("client_id")
+    label_of = dict(zip(ids, frame.labels[labelled], strict=True))
+    chosen = [cid for cid in by_client.index if cid in label_of]
+    labels = np.array([label_of[c] for c in chosen], dtype=float)
+    probabilities = by_client.loc[chosen, "probability"].to_numpy(dtype=float)
+    flagged = by_client.loc[chosen, "flagged"].to_numpy(dtype=bool)
+    source = f"outcomes only: compared with the predictions {version} made earlier"
+    return labels, probabilities, flagged, version, version_threshold(ctx.db, version), source
+
+
+def _chart(ctx: JobContext, version: str, current: RecallPoint, target: float) -> bytes | None:
+    """Recall of this model over its recent checks, the new one last."""
+    try:
+        points = []
+        for row in reversed(reports(ctx.db, PERFORMANCE, limit=12)):
+            if row.model_version != version:
+                continue
+            realised = row.body.get("realised")
+            estimated = row.body.get("estimated")
+            if realised:
+                points.append(RecallPoint.from_realised(row.created_at, RealisedPerformance.from_dict(realised)))
+            elif estimated:
+                points.append(RecallPoint.from_estimate(row.created_at, EstimatedPerformance.from_dict(estimated)))
+        if not points:
+            points = [current]
+        return recall_chart(points[-12:], target=target, title=f"Recall of model {version}")
+    except Exception:
+        log.exception("could not draw the recall chart")
+        return None
+
+
+def _recall_alert(
+    ctx: JobContext, realised: RealisedPerformance, batch: Batch, version: str, threshold: float | None,
+    report_id: int, source: str,
+) -> AlertDraft:
+    assert realised.recall is not None and realised.recall_low is not None and realised.recall_high is not None
+    confidently_low = realised.recall_high < realised.target
+    point = RecallPoint.from_realised(batch.received_at, realised)
+    return AlertDraft(
+        kind="recall",
+        severity="critical" if confidently_low else "warning",
+        condition=version,
+        title=f"Recall {realised.recall:.2f} below target {realised.target:.2f} on batch #{batch.id}",
+        text=(f"Model {version} on {batch.source_name} (batch #{batch.id}, {source}): {realised.message}"
+              + (" The whole confidence interval is below the target." if confidently_low else "")),
+        figures={
+            "batch_id": batch.id, "report_id": report_id, "model_version": version, "threshold": threshold,
+            "recall": realised.recall, "recall_ci": [realised.recall_low, realised.recall_high],
+            "confidence": realised.confidence, "target": realised.target, "churners": realised.n_churners,
+            "caught": realised.true_positives, "missed": realised.n_churners - realised.true_positives,
+            "flagged": realised.n_flagged, "n_scored": realised.n_scored, "precision": realised.precision,
+            "pr_auc": realised.pr_auc,
+        },
+        level=realised.target - realised.recall,
+        worse_by=0.02,
+        chart_png=_chart(ctx, version, point, realised.target),
+    )
+
+
+def _early_warning(
+    ctx: JobContext, estimated: EstimatedPerformance, batch: Batch, version: str, threshold: float | None,
+    report_id: int,
+) -> AlertDraft:
+    assert estimated.recall is not None
+    point = RecallPoint.from_estimate(batch.received_at, estimated)
+    return AlertDraft(
+        kind="early_warning",
+        severity="warning",
+        condition=version,
+        title=f"Estimated recall {estimated.recall:.2f} below target {estimated.target:.2f} (batch #{batch.id})",
+        text=f"Model {version} on {batch.source_name} (batch #{batch.id}): {estimated.message}",
+        figures={
+            "batch_id": batch.id, "report_id": report_id, "model_version": version, "threshold": threshold,
+            "estimated_recall": estimated.recall, "recall_range": [estimated.recall_low, estimated.recall_high],
+            "target": estimated.target, "expected_churners": estimated.expected_churners,
+            "flagged": estimated.n_flagged, "n_scored": estimated.n_scored, "estimated_precision": estimated.precision,
+        },
+        level=estimated.target - estimated.recall,
+        worse_by=0.02,
+        chart_png=_chart(ctx, version, point, estimated.target),
+    )

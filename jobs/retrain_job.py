@@ -1,0 +1,251 @@
+"""Retrain job: train a challenger on the accumulated labelled data; promote only through the gate.
+
+Triggers (``CHURNGUARD_RETRAIN_ON``, any of schedule, new_labels, drift, recall) and an
+admin's /retrain or ``churnguard jobs run retrain`` (always run).  An automatic trigger only
+trains when labelled data arrived since the newest model version was trained — retraining
+on the same rows gives the same model, and a drift alert that repeats must not start a
+training each time.
+
+Training goes through ``model.service.train_and_register``: the challenger and the champion
+are scored on the same held-out test rows and the acceptance gate decides; when it refuses,
+the champion stays and the report says why.  Nothing is written before training ends, so a
+crash mid-training leaves the champion untouched; the runner then marks the run failed and
+alerts the admins (``job_failed``).
+
+:class:`RetrainWorker` is what the bot's /retrain uses: the training runs in a worker
+thread of the shared :class:`~jobs.runner.JobRunner` (the event loop keeps answering), one
+retrain at a time across the process and the store, with progress lines delivered to an
+async callback on the loop (e.g. editing a Telegram message).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlmodel import col, select
+
+from jobs.data import registry_of
+from jobs.reports import RETRAIN, store_report
+from jobs.runner import JobContext, JobResult, JobRunner, RunReport
+from storage.clients import load_frame
+from storage.db import Database
+from storage.errors import UserError
+from storage.tables import Batch, ClientRecord, ModelVersion, utcnow
+
+log = logging.getLogger("churnguard.jobs")
+AUTOMATIC = {"schedule": "schedule", "catch_up": "schedule", "new_labels": "new_labels", "drift": "drift",
+             "recall": "recall"}
+
+
+class Trainer(Protocol):
+    """``model.service.train_and_register`` or a stand-in with its signature (tests)."""
+
+    def __call__(self, db: Database, settings: Any, **kwargs: Any) -> Any: ...
+
+
+def default_trainer(db: Database, settings: Any, **kwargs: Any) -> Any:
+    from model.service import train_and_register
+
+    accepted = inspect.signature(train_and_register).parameters
+    return train_and_register(db, settings, **{k: v for k, v in kwargs.items() if k in accepted})
+
+
+def labelled_batch_ids(db: Database) -> list[int]:
+    with db.session() as session:
+        rows = session.exec(
+            select(Batch.id).where(Batch.kind == "clients", col(Batch.labelled).is_(True)).order_by(col(Batch.id))
+        ).all()
+    return [int(r) for r in rows if r is not None]
+
+
+def newest_version(db: Database) -> ModelVersion | None:
+    with db.session() as session:
+        return session.exec(select(ModelVersion).order_by(col(ModelVersion.id).desc())).first()
+
+
+def new_labels_since_last_training(db: Database) -> tuple[bool, str]:
+    """Whether labelled batches arrived that the newest model version was not trained on."""
+    labelled = labelled_batch_ids(db)
+    if not labelled:
+        return False, "no labelled data stored"
+    newest = newest_version(db)
+    if newest is None:
+        return True, "no model trained yet"
+    seen = {int(b) for b in newest.batch_ids}
+    fresh = [b for b in labelled if b not in seen and b > max(seen, default=0)]
+    if not fresh:
+        return False, f"no labelled batch arrived since {newest.version} was trained"
+    return True, f"labelled batch(es) {', '.join(f'#{b}' for b in fresh)} arrived since {newest.version}"
+
+
+def window_batches(db: Database, window: int) -> list[int] | None:
+    """The labelled batches a challenger learns from: the newest ``window`` ones (0 = all)."""
+    if window <= 0:
+        return None
+    return labelled_batch_ids(db)[-window:]
+
+
+def window_frame(db: Database, settings: Any, batch_ids: list[int]) -> Any:
+    """Labelled clients of the window, one row per client (their newest labelled record)."""
+    from model.service import store_schema
+
+    schema = store_schema(db, settings)
+    if schema is None:
+        raise UserError("no data stored yet: nothing to train on")
+    frame = load_frame(db, schema, labelled_only=True)
+    with db.session() as session:
+        ids = session.exec(
+            select(ClientRecord.client_id).where(col(ClientRecord.batch_id).in_(batch_ids),
+                                                 col(ClientRecord.label).is_not(None))
+        ).all()
+    keep = frame[schema.id_column].astype(str).isin({str(i) for i in ids})
+    window = frame.loc[keep].reset_index(drop=True)
+    window.attrs["batch_ids"] = sorted(batch_ids)
+    return window
+
+
+def run(ctx: JobContext) -> JobResult:
+    db, settings = ctx.db, ctx.settings
+    trigger = ctx.trigger
+    actor = str(ctx.params.get("actor") or ("system" if trigger != "manual" else "cli"))
+    if not labelled_batch_ids(db):
+        return JobResult("no labelled data stored yet: ingest a CRM export with the label column first",
+                         outcome="skipped")
+    if trigger in AUTOMATIC:
+        kind = AUTOMATIC[trigger]
+        if kind not in settings.retrain_on:
+            return JobResult(f"retrain on {kind} is off (CHURNGUARD_RETRAIN_ON={','.join(settings.retrain_on)})",
+                             outcome="skipped")
+        due, why = new_labels_since_last_training(db)
+        if not due:
+            return JobResult(f"nothing new to learn from: {why}", outcome="skipped", details={"reason": why})
+    else:
+        due, why = True, f"requested by {actor}"
+    registry = registry_of(ctx.services, db, settings)
+    before = registry.champion()
+    trainer: Trainer = ctx.services.get("trainer") or default_trainer
+    kwargs: dict[str, Any] = {"actor": actor, "progress": ctx.progress, "registry": registry}
+    window = window_batches(db, int(settings.retrain_window_batches))
+    window_note = "all labelled data"
+    if window is not None:
+        window_note = f"the newest {len(window)} labelled batch(es): {', '.join(f'#{b}' for b in window)}"
+        if "frame" in _parameters(trainer):
+            kwargs["frame"] = window_frame(db, settings, window)
+        else:
+            window_note += " (not applied: the trainer takes no frame; trained on all labelled data)"
+    ctx.progress(f"training a challenger on {window_note}")
+    started = utcnow()
+    result = trainer(db, settings, **kwargs)
+    registry.invalidate()
+    after = registry.champion()
+    version, status = str(result.version), str(result.status)
+    reasons = [str(r) for r in getattr(result, "reasons", [])]
+    promoted = after is not None and after.version == version and (before is None or before.version != version)
+    if promoted:
+        summary = f"{version} passed the acceptance gate and is the champion now" + (
+            f" (was {before.version})" if before is not None else "")
+    else:
+        stays = f"champion {before.version} stays" if before is not None else "there is still no champion"
+        summary = f"{version} {status}; {stays}" + (": " + "; ".join(reasons) if reasons else "")
+    body = {
+        "trigger": trigger, "why": why, "actor": actor, "version": version, "status": status, "promoted": promoted,
+        "reasons": reasons, "champion_before": None if before is None else before.version,
+        "champion_after": None if after is None else after.version, "window": window_note,
+        "started_at": started.isoformat(), "finished_at": utcnow().isoformat(), "text": summary,
+        "gate": _report_part(result, "gate"), "metrics": _report_part(result, "metrics"),
+    }  # fmt: skip
+    store_report(db, RETRAIN, body, model_version=version)
+    ctx.progress(summary)
+    return JobResult(summary=summary, details={"result": {k: body[k] for k in (
+        "version", "status", "promoted", "reasons", "champion_before", "champion_after", "window", "why")}})
+
+
+def _parameters(function: Any) -> set[str]:
+    try:
+        return set(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _report_part(result: Any, key: str) -> Any:
+    report = getattr(result, "report", None)
+    return report.get(key) if isinstance(report, dict) else None
+
+
+# --------------------------------------------------------------------------------------------
+# The bot's /retrain
+# --------------------------------------------------------------------------------------------
+
+
+class RetrainBusy(UserError):
+    """A retrain is already running; the message says since when and who asked."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class RunningRetrain:
+    actor: str
+    started_at: datetime
+
+
+OnProgress = Callable[[str], Awaitable[None]] | Callable[[str], None]
+
+
+class RetrainWorker:
+    """One retrain at a time, off the event loop, with progress to a callback.
+
+    Shares the runner (and so the per-job lock) with the scheduler: a /retrain during a
+    scheduled retrain is told one is running, and vice versa the scheduled one is skipped.
+    """
+
+    def __init__(self, runner: JobRunner) -> None:
+        self.runner = runner
+        self.current: RunningRetrain | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.current is not None or self.runner.is_running("retrain")
+
+    def _busy_error(self) -> RetrainBusy:
+        if self.current is not None:
+            since = f"{self.current.started_at:%H:%M} UTC"
+            return RetrainBusy(f"a retrain is already running (started {since} by {self.current.actor}); "
+                               "you will see its result when it ends")
+        return RetrainBusy("a retrain is already running; try again when it has finished")
+
+    async def retrain(self, *, actor: str, on_progress: OnProgress | None = None) -> RunReport:
+        """Train now; returns the run report (its summary says promoted or why not).
+
+        Raises :class:`RetrainBusy` at once when a retrain is running.  A crash in training
+        comes back as a report with outcome "failed" (and a job_failed alert to admins).
+        """
+        if self.busy:
+            raise self._busy_error()
+        self.current = RunningRetrain(actor, utcnow())
+        try:
+            reports = await self.runner.run("retrain", trigger="manual", params={"actor": actor},
+                                            progress=on_progress, follow=False)
+        finally:
+            self.current = None
+        report = reports[0]
+        if report.outcome == "skipped" and "already running" in report.summary:
+            raise self._busy_error()
+        return report
+
+
+__all__ = [
+    "RetrainBusy",
+    "RetrainWorker",
+    "RunningRetrain",
+    "Trainer",
+    "default_trainer",
+    "new_labels_since_last_training",
+    "run",
+    "window_batches",
+]

@@ -1,0 +1,93 @@
+"""Decide whether a freshly trained model may become the champion.
+
+A model that the retention team will rely on must (1) keep the recall promise on the held-out
+test split, (2) rank better than both baselines (PR-AUC above the majority-prior model and the
+logistic regression — otherwise the complexity buys nothing), and (3) not be worse than the
+current champion on the *same* test rows by more than ``champion_tolerance`` in PR-AUC or in
+recall at each model's own threshold.  The tolerance exists because two good models differ by
+sampling noise; without it the champion would flip back and forth on noise alone.  The
+champion's recall counts only up to the target: recall beyond the promise is bought with extra
+contacts (a model that flags everyone has recall 1), so it must not make an honest candidate
+look like a regression.
+
+Every check yields one human-readable sentence; ``reasons`` holds the failed ones (empty when
+the model passes) and ``checks`` all of them, for the report and the bot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    passed: bool
+    reasons: list[str]
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"passed": self.passed, "reasons": list(self.reasons), "checks": list(self.checks)}
+
+
+def _value(metrics: Mapping[str, Any] | None, key: str) -> float | None:
+    if metrics is None:
+        return None
+    value = metrics.get(key)
+    return None if value is None else float(value)
+
+
+def acceptance_gate(
+    test_metrics: Mapping[str, Mapping[str, Any]],
+    *,
+    recall_target: float,
+    champion_tolerance: float,
+    champion: Mapping[str, Any] | None = None,
+    champion_note: str | None = None,
+) -> GateDecision:
+    """Check the candidate ``test_metrics["lightgbm"]`` against the target, the baselines and the champion.
+
+    ``champion`` is the champion's metrics on the same test rows, or None when there is no
+    champion or it could not score them (``champion_note`` then says why, and that check passes:
+    a champion that cannot score today's data must not block its replacement).
+    """
+    candidate = test_metrics["lightgbm"]
+    checks: list[dict[str, Any]] = []
+
+    def check(name: str, ok: bool, message: str) -> None:
+        checks.append({"check": name, "passed": bool(ok), "message": message})
+
+    recall = _value(candidate, "recall")
+    check("recall_target", recall is not None and recall >= recall_target,
+          f"test recall {_fmt(recall)} {'meets' if recall is not None and recall >= recall_target else 'is below'}"
+          f" the target {recall_target:.2f}")
+
+    pr_auc = _value(candidate, "pr_auc")
+    for name, label in (("majority", "majority baseline"), ("logistic", "logistic regression baseline")):
+        base = _value(test_metrics.get(name), "pr_auc")
+        ok = pr_auc is not None and (base is None or pr_auc > base)
+        check(f"beats_{name}", ok,
+              f"test PR-AUC {_fmt(pr_auc)} {'beats' if ok else 'does not beat'} the {label} ({_fmt(base)})")
+
+    if champion is None:
+        check("champion", True, champion_note or "no champion yet: nothing to compare with")
+    else:
+        for key, label in (("pr_auc", "PR-AUC"), ("recall", "recall")):
+            mine, theirs = _value(candidate, key), _value(champion, key)
+            bar = theirs if (theirs is None or key != "recall") else min(theirs, recall_target)
+            ok = mine is not None and (bar is None or mine >= bar - champion_tolerance)
+            capped = " (counted up to the target)" if key == "recall" and bar is not None and bar != theirs else ""
+            check(f"champion_{key}", ok,
+                  f"{label} {_fmt(mine)} vs champion {_fmt(theirs)}{capped} on the same test rows "
+                  f"({'within' if ok else 'worse than'} the tolerance {champion_tolerance:.3f})")
+
+    reasons = [item["message"] for item in checks if not item["passed"]]
+    return GateDecision(passed=not reasons, reasons=reasons, checks=checks)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+__all__ = ["GateDecision", "acceptance_gate"]

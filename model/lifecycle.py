@@ -1,0 +1,297 @@
+"""The whole training lifecycle on a labelled frame: split → encode → tune → threshold → evaluate → gate.
+
+Order and data use (why each split is touched when):
+
+1. Split 70 % train / 10 % validation / 20 % test, stratified, fixed by the seed.
+2. Fit the feature encoder on *train* (medians, levels, ratios) and encode every row with it.
+3. Tune LightGBM by cross-validation on *train* only; the CV's early stopping fixes the number
+   of boosting rounds.
+4. Score *train + validation* out of fold (``n_folds`` boosters with the tuned parameters and
+   that number of rounds).  Those scores set the threshold (model/threshold.py) and fit the
+   calibration (model/calibration.py).
+5. The final booster is trained on all of *train + validation* with the same parameters and
+   the same number of rounds.  It is each fold booster's twin on 1/(n_folds−1) more rows, so
+   its scores on new clients behave like the out-of-fold scores — which is what makes the
+   out-of-fold threshold and calibration valid for it; the extra rows can only sharpen it.
+   (Retraining on train with early stopping on validation would have left the threshold to
+   the 10 % validation split alone, the very noise the recall guarantee has to beat.)
+6. The baselines go through the same out-of-fold threshold rule on the same folds.
+7. Only now is *test* scored — once, by every model and by the current champion — and the
+   acceptance gate and the ROI are computed on it.
+
+Everything the registry, the model card and the bot need comes back in ``TrainingOutcome``;
+the report is plain JSON (floats, ints, strings, lists, dicts).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
+
+from model.artifact import ChurnModel
+from model.baselines import fit_proba, logistic_baseline, majority_baseline, out_of_fold_proba
+from model.business import campaign_roi
+from model.calibration import CenteredIsotonicCalibrator
+from model.config import TrainConfig
+from model.evaluation import classification_metrics
+from model.features import FeatureEncoder
+from model.gate import acceptance_gate
+from model.split import TEST_SHARE, VALIDATION_SHARE, split_rows
+from model.threshold import ThresholdChoice, choose_threshold, rule_description
+from model.tuning import fit_booster, out_of_fold_boosting, tune_lightgbm
+from storage.errors import UserError
+from storage.schema import Schema
+
+MIN_ROWS = 200
+MIN_POSITIVES = 50
+MIN_NEGATIVES = 50
+
+
+@dataclass
+class TrainingOutcome:
+    """The trained model, its JSON report and the test-split material the model card draws."""
+
+    model: ChurnModel
+    report: dict[str, Any]
+    test_frame: pd.DataFrame
+    test_labels: np.ndarray
+    test_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.report["gate"]["passed"])
+
+
+def check_training_data(frame: pd.DataFrame, schema: Schema) -> np.ndarray:
+    """The labels as 0/1 ints, or a clear refusal when the data cannot support a model."""
+    if schema.label_column not in frame.columns:
+        raise UserError(f"the training data has no label column {schema.label_column!r}",
+                        column=schema.label_column)
+    raw = pd.to_numeric(frame[schema.label_column], errors="coerce")
+    bad = ~raw.isin([0, 1])
+    if bool(bad.any()):
+        examples = frame.loc[bad, schema.label_column].astype(str).head(3).tolist()
+        raise UserError(f"{int(bad.sum())} rows have a label other than 0/1 (e.g. {examples}); "
+                        "only labelled clients can be used for training", rows=int(bad.sum()))
+    labels = raw.to_numpy(dtype="int64")
+    rows, positives = len(labels), int(labels.sum())
+    negatives = rows - positives
+    if rows < MIN_ROWS or positives < MIN_POSITIVES or negatives < MIN_NEGATIVES:
+        raise UserError(
+            f"too little labelled data to train: {rows} rows with {positives} churners and {negatives} "
+            f"non-churners; need at least {MIN_ROWS} rows, {MIN_POSITIVES} churners and {MIN_NEGATIVES} "
+            "non-churners (the test split alone must hold enough churners to check the recall target)",
+            rows=rows, positives=positives, negatives=negatives,
+        )
+    return labels
+
+
+def train_lifecycle(
+    frame: pd.DataFrame,
+    *,
+    schema: Schema,
+    config: TrainConfig,
+    champion: ChurnModel | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> TrainingOutcome:
+    """Train, evaluate and gate a churn model on the labelled ``frame`` (see the module docstring)."""
+    started = time.perf_counter()
+
+    def say(message: str) -> None:
+        if progress is not None:
+            progress(message)
+
+    say("preparing data")
+    labels = check_training_data(frame, schema)
+    frame = frame.reset_index(drop=True)
+    split = split_rows(labels, config.seed)
+    encoder = FeatureEncoder().fit(frame.iloc[split.train], schema)
+    if not encoder.feature_names_:
+        raise UserError("no usable feature columns: every column is the id, the label, ignored, empty or constant",
+                        dropped=encoder.dropped_columns_)
+    matrix = encoder.transform(frame)
+    categorical, numeric = encoder.categorical_indices_, encoder.numeric_indices_
+    fit_rows, test_rows = split.fit, split.test
+    x_fit, y_fit = matrix[fit_rows], labels[fit_rows]
+    x_test, y_test = matrix[test_rows], labels[test_rows]
+    # The rule guards against the noise of an evaluation set the size of the test split; its
+    # churner count is derived from the fit rows so that no test label is read before step 7.
+    eval_positives = max(1, round(int(y_fit.sum()) * TEST_SHARE / (1.0 - TEST_SHARE)))
+
+    tuning = tune_lightgbm(
+        matrix[split.train], labels[split.train], categorical=categorical, seed=config.seed,
+        seconds=config.tuning_seconds, max_trials=config.max_trials, n_folds=config.n_folds, progress=say,
+    )
+    folds = list(StratifiedKFold(n_splits=config.n_folds, shuffle=True, random_state=config.seed).split(x_fit, y_fit))
+    oof_raw = out_of_fold_boosting(tuning.params, tuning.best_rounds, x_fit, y_fit, categorical, folds, progress=say)
+
+    say("threshold")
+    choice = choose_threshold(oof_raw, y_fit, target=config.recall_target, n_positives_eval=eval_positives,
+                              z=config.confidence_z, dispersion=config.recall_dispersion)
+    calibrator = CenteredIsotonicCalibrator().fit(oof_raw, y_fit)
+    threshold = calibrator.transform_one(choice.threshold)
+    oof_proba = calibrator.transform(oof_raw)
+
+    say("final model")
+    booster = fit_booster(tuning.params, tuning.best_rounds, x_fit, y_fit, categorical)
+    metadata = {
+        "trained_at": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
+        "seed": config.seed,
+        "recall_target": config.recall_target,
+        "raw_threshold": choice.threshold,
+        "params": _plain(tuning.params),
+        "num_boost_round": tuning.best_rounds,
+        "lightgbm_version": lgb.__version__,
+        "schema": schema.as_dict(),
+        "training_rows": len(fit_rows),
+    }
+    model = ChurnModel(booster, encoder, calibrator, threshold, metadata=metadata)
+    model.set_reference(frame.iloc[fit_rows], seed=config.seed)
+
+    say("baselines")
+    baselines: dict[str, tuple[ThresholdChoice, np.ndarray, np.ndarray]] = {}
+    for name, estimator in (("majority", majority_baseline()),
+                            ("logistic", logistic_baseline(numeric, categorical, config.seed))):
+        oof = out_of_fold_proba(estimator, x_fit, y_fit, folds)
+        own = choose_threshold(oof, y_fit, target=config.recall_target, n_positives_eval=eval_positives,
+                               z=config.confidence_z, dispersion=config.recall_dispersion)
+        fitted = fit_proba(estimator, x_fit, y_fit)
+        baselines[name] = (own, oof, np.asarray(fitted.predict_proba(x_test)[:, 1], dtype="float64"))  # type: ignore[attr-defined]
+
+    say("evaluating on the test split")
+    test_frame = frame.iloc[test_rows].reset_index(drop=True)
+    test_scores = {"lightgbm": model.predict_proba_frame(test_frame)}
+    thresholds = {"lightgbm": threshold}
+    test_metrics = {"lightgbm": classification_metrics(y_test, test_scores["lightgbm"], threshold)}
+    for name, (own, _, scores) in baselines.items():
+        test_scores[name], thresholds[name] = scores, own.threshold
+        test_metrics[name] = classification_metrics(y_test, scores, own.threshold)
+
+    champion_metrics, champion_note = None, None
+    if champion is not None:
+        say("comparing with the champion")
+        champion_metrics, champion_note, champion_scores = _score_champion(champion, test_frame, y_test)
+        if champion_metrics is not None and champion_scores is not None:
+            test_metrics["champion"] = champion_metrics
+            test_scores["champion"], thresholds["champion"] = champion_scores, champion.threshold_
+
+    gate = acceptance_gate(test_metrics, recall_target=config.recall_target,
+                           champion_tolerance=config.champion_tolerance, champion=champion_metrics,
+                           champion_note=champion_note)
+    lgb_test = test_metrics["lightgbm"]
+    roi = campaign_roi(true_positives=lgb_test["tp"], flagged=lgb_test["flagged"], rows=lgb_test["rows"],
+                       contact_cost=config.contact_cost, retained_value=config.retained_value,
+                       offer_success_rate=config.offer_success_rate)
+
+    validation_mask = np.isin(fit_rows, split.validation)
+    report: dict[str, Any] = {
+        "threshold": threshold,
+        "threshold_rule": {
+            **choice.as_dict(),
+            "threshold_raw": choice.threshold,
+            "threshold": threshold,
+            "scale": "calibrated probability (the rule runs on raw out-of-fold scores; the monotone calibration "
+                     "maps the raw threshold to this value, flagging exactly the same clients)",
+            "description": rule_description(choice),
+            "out_of_fold_on": "train + validation",
+            "folds": config.n_folds,
+        },
+        "split": {
+            **split.sizes(labels),
+            "shares": {"train": 1 - TEST_SHARE - VALIDATION_SHARE, "validation": VALIDATION_SHARE,
+                       "test": TEST_SHARE},
+            "seed": config.seed,
+            "stratified": True,
+        },
+        "metrics": {
+            "test": test_metrics,
+            "validation": {"lightgbm": classification_metrics(y_fit[validation_mask], oof_proba[validation_mask],
+                                                              threshold)},
+            "oof": {"lightgbm": classification_metrics(y_fit, oof_proba, threshold)},
+        },
+        "baselines": {
+            name: {
+                "description": ("DummyClassifier(strategy='prior')" if name == "majority"
+                                else "LogisticRegression on StandardScaler + OneHotEncoder"),
+                "threshold": own.threshold,
+                "threshold_rule": own.as_dict(),
+                "test": test_metrics[name],
+                "roi": campaign_roi(true_positives=test_metrics[name]["tp"], flagged=test_metrics[name]["flagged"],
+                                    rows=test_metrics[name]["rows"], contact_cost=config.contact_cost,
+                                    retained_value=config.retained_value,
+                                    offer_success_rate=config.offer_success_rate),
+            }
+            for name, (own, _, _) in baselines.items()
+        },
+        "roi": roi,
+        "processing": {
+            "dropped_columns": encoder.dropped_columns_,
+            "imputed": encoder.missing_counts(frame),
+            "imputation": {"numeric": "training median", "categorical": "most frequent training level",
+                           "unseen_levels": "treated as missing by LightGBM"},
+            "engineered": [{"name": item.name, "formula": item.formula} for item in encoder.engineered_],
+            "scaled_for": "logistic",
+            "categorical": encoder.categorical_features_,
+            "numeric": [c for c in encoder.raw_columns_ if c not in encoder.categorical_levels_],
+            "features": len(encoder.feature_names_),
+        },
+        "tuning": tuning.summary(),
+        "feature_importances": dict(list(model.importances_.items())[:15]),
+        "calibration": {"method": "centred isotonic regression on out-of-fold scores",
+                        "knots": len(calibrator.x_)},
+        "champion": ({"compared": champion_metrics is not None, "note": champion_note}
+                     if champion is not None else None),
+        "gate": gate.as_dict(),
+        "config": config.as_dict(),
+        "schema": schema.as_dict(),
+        "training_seconds": round(time.perf_counter() - started, 2),
+    }
+    say("done")
+    return TrainingOutcome(model=model, report=_plain(report), test_frame=test_frame, test_labels=y_test,
+                           test_scores=test_scores, thresholds=thresholds)
+
+
+def _score_champion(champion: ChurnModel, test_frame: pd.DataFrame, labels: np.ndarray
+                    ) -> tuple[dict[str, Any] | None, str | None, np.ndarray | None]:
+    """The champion's metrics on the same test rows; columns it needs but the data lacks count as missing."""
+    missing = [c for c in champion.raw_columns_ if c not in test_frame.columns]
+    try:
+        scores = champion.predict_proba_frame(test_frame)
+    except Exception as error:  # a champion from another schema/version must not abort training
+        return None, f"the champion could not score the test rows ({type(error).__name__}: {error})", None
+    note = "champion scored on the same test rows"
+    if missing:
+        note += f"; columns it was trained on but the data lacks were treated as missing: {', '.join(missing)}"
+    return classification_metrics(labels, scores, champion.threshold_), note, scores
+
+
+def _plain(value: Any) -> Any:
+    """Numpy scalars and containers → JSON-ready Python values (NaN/inf → None)."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return [_plain(item) for item in value.tolist()]
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return value
+
+
+__all__ = ["MIN_NEGATIVES", "MIN_POSITIVES", "MIN_ROWS", "TrainingOutcome", "check_training_data",
+           "train_lifecycle"]

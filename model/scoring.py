@@ -1,0 +1,373 @@
+"""Scores for people: one client with reasons, the riskiest active clients, and batch runs.
+
+The same ``Scorer`` serves the command line and the bot, so a client gets the same answer
+and the same words in both.  One client is scored from its stored record through the
+model's numpy path (no DataFrame), because the bot answers one question at a time and must
+stay fast; lists and batch runs go through the vectorised frame path in chunks.
+
+Statuses: ``scored``; ``insufficient_history`` when the configurable rule
+(``CHURNGUARD_NO_HISTORY_RULE``) says the record is too new to judge; ``unknown_client``
+when no record has the id.  A malformed id (empty, over 200 characters, control
+characters) is an input error, not a status: it raises ``MalformedId``.
+
+"Active" clients (for ``top``) are the latest records that are not known to have left:
+a latest record labelled as churned (label 1) is a client who is already gone, so the
+retention team cannot act on it.  Unlabelled and label-0 records are active.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import unicodedata
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import insert
+
+from model.artifact import ChurnModel, Contribution
+from model.reasons import (
+    insufficient_history_text,
+    malformed_id_text,
+    reason_dict,
+    reason_text,
+    unknown_client_text,
+)
+from model.registry import Registry, Serving
+from model.rules import HistoryRule, risk_band, risk_bands
+from storage.clients import get_latest, load_frame
+from storage.db import Database
+from storage.errors import UserError
+from storage.schema import Schema, remembered_schema
+from storage.tables import Prediction, utcnow
+
+log = logging.getLogger(__name__)
+
+SCORED, INSUFFICIENT_HISTORY, UNKNOWN_CLIENT = "scored", "insufficient_history", "unknown_client"
+MAX_ID_LENGTH = 200
+MAX_TOP = 10_000
+CHUNK_ROWS = 50_000
+
+
+class MalformedId(UserError):
+    """A client id that cannot be one: empty, too long, or with control characters."""
+
+
+def clean_client_id(client_id: object) -> str:
+    """The id with surrounding blanks removed; ``MalformedId`` when it cannot be a client id."""
+    text = str(client_id if client_id is not None else "").strip()
+    problem = None
+    if not text:
+        problem = "the id is empty"
+    elif len(text) > MAX_ID_LENGTH:
+        problem = f"the id is {len(text)} characters long; ids have at most {MAX_ID_LENGTH}"
+    elif any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in text):
+        problem = "the id contains control or invisible characters"
+    if problem is not None:
+        shown = text[:40] + ("…" if len(text) > 40 else "")
+        raise MalformedId(malformed_id_text(problem), status="malformed_id", client_id=shown)
+    return text
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    """One client's answer; ``reasons`` are strongest first (pred_contrib, log-odds)."""
+
+    client_id: str
+    status: str
+    message: str
+    probability: float | None = None
+    risk_band: str | None = None
+    flagged: bool | None = None
+    threshold: float | None = None
+    model_version: str | None = None
+    reasons: tuple[Contribution, ...] = ()
+    warnings: tuple[str, ...] = ()
+    record_id: int | None = None
+
+    @property
+    def scored(self) -> bool:
+        return self.status == SCORED
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "client_id": self.client_id,
+            "status": self.status,
+            "probability": self.probability,
+            "risk_band": self.risk_band,
+            "flagged": self.flagged,
+            "threshold": self.threshold,
+            "model_version": self.model_version,
+            "reasons": [reason_dict(item) for item in self.reasons],
+            "message": self.message,
+            "warnings": list(self.warnings),
+        }
+
+    def to_text(self) -> str:
+        if not self.scored:
+            return self.message
+        assert self.probability is not None and self.threshold is not None
+        lines = [
+            f"Client {self.client_id}: churn risk {self.probability:.1%}, {self.risk_band} "
+            f"({'flagged for contact' if self.flagged else 'not flagged'}; threshold {self.threshold:.1%}, "
+            f"model {self.model_version})",
+        ]
+        if self.reasons:
+            lines.append("Main reasons:")
+            lines += [f"  - {reason_text(item)}" for item in self.reasons]
+        lines += [f"Warning: {warning}" for warning in self.warnings]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """The outcome of ``score_all``."""
+
+    run_id: str
+    model_version: str
+    scored: int
+    flagged: int
+    insufficient_history: int
+    bands: dict[str, int] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "model_version": self.model_version,
+            "scored": self.scored,
+            "flagged": self.flagged,
+            "insufficient_history": self.insufficient_history,
+            "risk_bands": self.bands,
+            "warnings": list(self.warnings),
+        }
+
+    def to_text(self) -> str:
+        bands = ", ".join(f"{name} {count}" for name, count in self.bands.items())
+        lines = [
+            f"Scored {self.scored} client(s) with model {self.model_version} (run {self.run_id}): "
+            f"{self.flagged} flagged; {bands or 'no bands'}.",
+        ]
+        if self.insufficient_history:
+            lines.append(f"{self.insufficient_history} client(s) skipped: too little history to score.")
+        lines += [f"Warning: {warning}" for warning in self.warnings]
+        return "\n".join(lines)
+
+
+class Scorer:
+    """Scores from the serving model of a registry; safe to share across threads."""
+
+    def __init__(
+        self,
+        db: Database,
+        registry: Registry[ChurnModel],
+        *,
+        rule: HistoryRule | None,
+        schema: Schema | None = None,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.rule = rule
+        self.schema = schema
+
+    # ------------------------------------------------------------------ one client
+    def score_client(self, client_id: object, *, top: int = 3) -> ScoreResult:
+        """Score one stored client; ``top`` reasons (the bot asks for more to draw a chart)."""
+        cid = clean_client_id(client_id)
+        with self.db.session() as session:
+            record = get_latest(session, cid)
+        if record is None:
+            return ScoreResult(cid, UNKNOWN_CLIENT, unknown_client_text(cid))
+        data = dict(record.data or {})
+        if self.rule is not None and self.rule.matches(data):
+            return ScoreResult(cid, INSUFFICIENT_HISTORY, insufficient_history_text(cid, str(self.rule)),
+                               record_id=record.id)
+        serving = self.registry.serving()
+        return self._scored(cid, data, serving, top=top, record_id=record.id)
+
+    def _scored(
+        self, cid: str, data: dict[str, Any], serving: Serving[ChurnModel], *, top: int,
+        record_id: int | None, probability: float | None = None,
+    ) -> ScoreResult:
+        model = serving.model
+        p = model.predict_proba_record(data) if probability is None else probability
+        threshold = serving.threshold
+        band = risk_band(p, threshold)
+        flagged = p >= threshold
+        message = (
+            f"Client {cid}: churn risk {p:.1%} ({band}); "
+            + ("flagged for contact." if flagged else "not flagged.")
+        )
+        return ScoreResult(
+            client_id=cid,
+            status=SCORED,
+            message=message,
+            probability=float(p),
+            risk_band=band,
+            flagged=bool(flagged),
+            threshold=float(threshold),
+            model_version=serving.version,
+            reasons=tuple(model.explain_record(data, top=top)),
+            warnings=serving.problems,
+            record_id=record_id,
+        )
+
+    # ------------------------------------------------------------------ many clients
+    def top(self, n: int = 20, *, reasons: int = 3) -> list[ScoreResult]:
+        """The ``n`` active clients with the highest churn probability, riskiest first."""
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n > MAX_TOP:
+            raise UserError(f"the number of clients must be between 1 and {MAX_TOP}, got {n!r}", n=n)
+        serving = self.registry.serving()
+        frame, ids, labels = self._latest_frame()
+        keep = ~self._no_history(frame) & (labels != 1)
+        frame, ids = frame.loc[keep].reset_index(drop=True), ids[keep]
+        if frame.empty:
+            return []
+        probabilities = _predict_chunks(serving.model, frame)
+        # Stable order: equal probabilities list by id, so the list does not shuffle between calls.
+        order = np.lexsort((ids.astype(str), -probabilities))[:n]
+        records = frame.iloc[order].to_dict("records")
+        return [
+            self._scored(str(ids[i]), _clean_record(record), serving, top=reasons, record_id=None,
+                         probability=float(probabilities[i]))
+            for i, record in zip(order, records, strict=True)
+        ]
+
+    def score_all(self, *, run_id: str | None = None, chunk_rows: int = CHUNK_ROWS) -> BatchRun:
+        """Score every stored client (latest records) and store the predictions in one transaction,
+        so a run is either complete or absent."""
+        serving = self.registry.serving()
+        run = run_id or f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        frame, ids, _labels = self._latest_frame()
+        skip = self._no_history(frame)
+        frame, ids = frame.loc[~skip].reset_index(drop=True), ids[~skip]
+        threshold = serving.threshold
+        scored_at = utcnow()
+        counts = {"high": 0, "medium": 0, "low": 0}
+        flagged_total = 0
+        with self.db.session() as session:
+            for start, chunk in _chunks(frame, chunk_rows):
+                probabilities = serving.model.predict_proba_frame(chunk)
+                bands = risk_bands(probabilities, threshold)
+                flagged = probabilities >= threshold
+                flagged_total += int(flagged.sum())
+                for name in counts:
+                    counts[name] += int((bands == name).sum())
+                rows = [
+                    {
+                        "client_id": str(cid), "model_version": serving.version, "probability": float(p),
+                        "flagged": bool(f), "risk_band": str(b), "scored_at": scored_at, "run_id": run,
+                    }
+                    for cid, p, f, b in zip(ids[start:start + len(chunk)], probabilities, flagged, bands,
+                                            strict=True)
+                ]
+                if rows:
+                    session.execute(insert(Prediction), rows)
+        log.info("score-all run %s: %d clients with model %s", run, len(frame), serving.version)
+        return BatchRun(run, serving.version, len(frame), flagged_total, int(skip.sum()), counts, serving.problems)
+
+    # ------------------------------------------------------------------ helpers
+    def _latest_frame(self) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """Latest records as features, with their ids and labels (NaN when unlabelled) apart."""
+        schema = self._schema()
+        frame = load_frame(self.db, schema, labelled_only=False, latest_only=True)
+        id_column, label_column = schema.id_column, schema.label_column
+        ids = frame[id_column].astype(str).to_numpy() if id_column in frame.columns else np.array([], dtype=str)
+        if label_column in frame.columns:
+            labels = pd.to_numeric(frame[label_column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        else:
+            labels = np.full(len(frame), np.nan)
+        features = frame.drop(columns=[c for c in (id_column, label_column) if c in frame.columns])
+        return features.reset_index(drop=True), ids, labels
+
+    def _schema(self) -> Schema:
+        """The given schema, else the one the store remembers (a long-running bot may have been
+        started before the first ingest)."""
+        if self.schema is None:
+            with self.db.session() as session:
+                stored = remembered_schema(session)
+            if stored is None:
+                raise UserError("no clients stored yet: ingest a CRM export first (churnguard ingest FILE)")
+            self.schema = Schema(stored.id_column, stored.label_column, stored.positive_label,
+                                 tuple(stored.ignore_columns))
+        return self.schema
+
+    def _no_history(self, frame: pd.DataFrame) -> np.ndarray:
+        if self.rule is None:
+            return np.zeros(len(frame), dtype=bool)
+        return self.rule.mask(frame)
+
+
+def _predict_chunks(model: ChurnModel, frame: pd.DataFrame, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    parts = [model.predict_proba_frame(chunk) for _, chunk in _chunks(frame, chunk_rows)]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def _chunks(frame: pd.DataFrame, size: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    size = max(int(size), 1)
+    for start in range(0, len(frame), size):
+        yield start, frame.iloc[start:start + size]
+
+
+def _clean_record(record: dict[Any, Any]) -> dict[str, Any]:
+    """A frame row as a record: pandas' missing markers become None, numpy scalars plain values."""
+    clean: dict[str, Any] = {}
+    for key, value in record.items():
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            clean[str(key)] = None
+        elif hasattr(value, "item"):
+            clean[str(key)] = value.item()
+        else:
+            clean[str(key)] = value
+    return clean
+
+
+# --------------------------------------------------------------------------------------------
+# Chart
+# --------------------------------------------------------------------------------------------
+
+def contribution_chart(result: ScoreResult, *, title: str | None = None) -> bytes:
+    """A PNG bar chart of the reasons behind one score (red raises risk, green lowers it).
+
+    Built on a bare ``Figure`` rather than pyplot so that concurrent bot handlers do not share
+    matplotlib's global state.
+    """
+    if not result.scored or not result.reasons:
+        raise UserError(f"no reasons to draw for client {result.client_id}: {result.message}")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    items: Sequence[Contribution] = list(reversed(result.reasons))
+    labels = [reason_text(item).rsplit(" ", 2)[0] for item in items]
+    effects = [float(item.effect) for item in items]
+    colours = ["#c0392b" if effect > 0 else "#27ae60" for effect in effects]
+    figure = Figure(figsize=(7, 0.5 * len(items) + 1.6), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot(1, 1, 1)
+    axes.barh(range(len(items)), effects, color=colours)
+    axes.set_yticks(range(len(items)), labels=[label[:48] for label in labels])
+    axes.axvline(0, color="#555555", linewidth=0.8)
+    axes.set_xlabel("effect on churn risk (log-odds; right = raises risk)")
+    assert result.probability is not None
+    axes.set_title(title or f"Client {result.client_id}: {result.probability:.1%} ({result.risk_band})")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+__all__ = [
+    "INSUFFICIENT_HISTORY",
+    "SCORED",
+    "UNKNOWN_CLIENT",
+    "BatchRun",
+    "MalformedId",
+    "ScoreResult",
+    "Scorer",
+    "clean_client_id",
+    "contribution_chart",
+]

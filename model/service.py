@@ -1,0 +1,218 @@
+"""Train-and-register, and the shared ways to open a registry and a scorer.
+
+The command line, the bot and the retraining job all train through
+:func:`train_and_register`, so a model trained from any of them passes the same gate and
+lands in the registry the same way.  It takes plain values (the ``Settings`` object, or
+any object with the same fields) and never imports the bot or the jobs.
+
+Failure rules: training runs before anything is written, so an exception there leaves the
+store untouched; the artifacts are then written into a staging directory that the registry
+removes on any failure, and the version row, its status and (if the gate passed) the
+champion switch commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from model.artifact import ChurnModel
+from model.card import CARD_FILE
+from model.config import TrainConfig
+from model.registry import NewVersion, NoChampion, Registry, VersionInfo
+from model.rules import parse_history_rule
+from model.scoring import Scorer
+from storage.clients import load_frame
+from storage.db import Database
+from storage.errors import UserError
+from storage.schema import Schema, remembered_schema, resolve_schema, schema_from_settings
+from storage.tables import AuditLog
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "report.json"
+Progress = Callable[[str], None]
+
+
+class ServiceSettings(Protocol):
+    """The fields of ``churnguard.Settings`` this module reads."""
+
+    @property
+    def models_dir(self) -> Path: ...
+
+    @property
+    def no_history_rule(self) -> str: ...
+
+    @property
+    def id_column(self) -> str: ...
+
+    @property
+    def label_column(self) -> str: ...
+
+    @property
+    def positive_label(self) -> str: ...
+
+    @property
+    def ignore_columns(self) -> list[str]: ...
+
+
+def open_registry(db: Database, settings: ServiceSettings) -> Registry[ChurnModel]:
+    """The registry of this store; share one per process so its model cache is shared."""
+    return Registry(db, settings.models_dir, ChurnModel.load)
+
+
+def store_schema(db: Database, settings: object) -> Schema | None:
+    """The schema to use: the one remembered in storage, checked against explicit settings;
+    None before the first ingest."""
+    requested, explicit = schema_from_settings(settings)
+    with db.session() as session:
+        if remembered_schema(session) is None:
+            return None
+        return resolve_schema(session, requested, explicit)
+
+
+def open_scorer(db: Database, settings: ServiceSettings, registry: Registry[ChurnModel] | None = None) -> Scorer:
+    """A scorer configured from settings: history rule, remembered schema, this store's registry.
+
+    Raises ``UserError`` naming CHURNGUARD_NO_HISTORY_RULE when the rule cannot be parsed.
+    """
+    return Scorer(
+        db,
+        registry or open_registry(db, settings),
+        rule=parse_history_rule(settings.no_history_rule),
+        schema=store_schema(db, settings),
+    )
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one training run produced: the version, its status, and the full report."""
+
+    version: str
+    status: str
+    report: dict[str, Any]
+    info: VersionInfo
+    reasons: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        report = self.report
+        return {
+            "version": self.version,
+            "status": self.status,
+            "threshold": report.get("threshold"),
+            "splits": report.get("split"),
+            "metrics": report.get("metrics"),
+            "baselines": report.get("baselines"),
+            "roi": report.get("roi"),
+            "reasons": self.reasons,
+            "gate": report.get("gate"),
+            "processing": report.get("processing"),
+            "tuning": report.get("tuning"),
+            "training_seconds": report.get("training_seconds"),
+            "artifact_dir": str(self.info.artifact_dir),
+            "card": str(self.info.artifact_dir / CARD_FILE),
+        }
+
+
+def train_and_register(
+    db: Database,
+    settings: ServiceSettings,
+    *,
+    seed: int | None = None,
+    actor: str = "system",
+    progress: Progress | None = None,
+    promote: bool = True,
+    registry: Registry[ChurnModel] | None = None,
+    config: TrainConfig | None = None,
+) -> TrainResult:
+    """Train on the stored labelled clients, gate, register; the champion switches only when
+    the gate passes (and ``promote`` is true: False keeps a passing model as a candidate).
+
+    ``config`` replaces the training values taken from ``settings`` (tests, benchmarks);
+    ``seed`` overrides the seed of either."""
+    from model import card
+    from model.lifecycle import train_lifecycle  # imported here: it pulls in optuna, slow to import
+
+    started = time.monotonic()
+    say = progress or (lambda _message: None)
+    registry = registry or open_registry(db, settings)
+    schema = store_schema(db, settings)
+    if schema is None:
+        raise UserError("no data stored yet: run churnguard ingest FILE with a labelled CRM export first")
+    if config is None:
+        config = TrainConfig.from_settings(settings, seed=seed)
+    elif seed is not None:
+        config = replace(config, seed=seed)
+    say("loading the labelled clients")
+    frame = load_frame(db, schema, labelled_only=True)
+    if frame.empty:
+        raise UserError("no labelled clients stored: ingest a CRM export that has the label column "
+                        f"{schema.label_column!r}", label_column=schema.label_column)
+    champion = _current_champion(registry)
+    outcome = train_lifecycle(frame, schema=schema, config=config,
+                              champion=champion.model if champion is not None else None, progress=progress)
+    report: dict[str, Any] = dict(outcome.report)
+    if champion is not None:
+        report.setdefault("champion_compared", champion.version)
+    gate = report.get("gate") or {}
+    passed = bool(gate.get("passed"))
+    reasons = [str(reason) for reason in gate.get("reasons", [])] if not passed else []
+    batch_ids = [int(b) for b in frame.attrs.get("batch_ids", [])]
+
+    def write(directory: Path, version: str) -> None:
+        report["version"] = version
+        outcome.model.save(directory)
+        (directory / REPORT_FILE).write_text(json.dumps(report, indent=2, default=str, ensure_ascii=False))
+        card.write_model_card(outcome, directory, title=f"ChurnGuard churn model {version}")
+
+    say("saving the model and its card")
+    info = registry.register(
+        write,
+        NewVersion(
+            threshold=float(outcome.model.threshold_),
+            seed=config.seed,
+            train_rows=len(frame),
+            metrics=_stored_metrics(report),
+            reasons=reasons,
+            batch_ids=batch_ids,
+            training_seconds=float(report.get("training_seconds") or time.monotonic() - started),
+        ),
+        promote=passed and promote,
+        rejected=not passed,
+        actor=actor,
+    )
+    with db.session() as session:
+        session.add(AuditLog(actor=actor[:64], action="train",
+                             detail=f"{info.version} {info.status}" + (f": {'; '.join(reasons)}" if reasons else ""),
+                             result=info.status))
+    say(f"{info.version}: {info.status}")
+    return TrainResult(info.version, info.status, report, info, reasons)
+
+
+def _current_champion(registry: Registry[ChurnModel]) -> Any:
+    try:
+        return registry.serving()
+    except NoChampion:
+        return None
+
+
+def _stored_metrics(report: dict[str, Any]) -> dict[str, Any]:
+    """The parts of the report that ``churnguard models`` and the jobs read from the database."""
+    keep = ("metrics", "baselines", "roi", "split", "gate", "threshold", "champion", "champion_compared")
+    return {key: report[key] for key in keep if key in report}
+
+
+__all__ = [
+    "REPORT_FILE",
+    "ServiceSettings",
+    "TrainResult",
+    "open_registry",
+    "open_scorer",
+    "store_schema",
+    "train_and_register",
+]
