@@ -137,7 +137,7 @@ def run(ctx: JobContext) -> JobResult:
         if "frame" in _parameters(trainer):
             kwargs["frame"] = window_frame(db, settings, window)
         else:
-            window_note += " (not applied: the trainer takes no frame; trained on all labelled data)"
+            window_note += " (not applied: this trainer takes no frame; trained on all labelled data)"
     ctx.progress(f"training a challenger on {window_note}")
     started = utcnow()
     result = trainer(db, settings, **kwargs)

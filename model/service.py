@@ -21,6 +21,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+import pandas as pd
+
 from model.artifact import ChurnModel
 from model.card import CARD_FILE
 from model.config import TrainConfig
@@ -129,12 +131,14 @@ def train_and_register(
     promote: bool = True,
     registry: Registry[ChurnModel] | None = None,
     config: TrainConfig | None = None,
+    frame: pd.DataFrame | None = None,
 ) -> TrainResult:
     """Train on the stored labelled clients, gate, register; the champion switches only when
     the gate passes (and ``promote`` is true: False keeps a passing model as a candidate).
 
     ``config`` replaces the training values taken from ``settings`` (tests, benchmarks);
-    ``seed`` overrides the seed of either."""
+    ``seed`` overrides the seed of either.  ``frame`` replaces the stored labelled clients
+    (the retrain job's window of recent batches; ``frame.attrs["batch_ids"]`` names them)."""
     from model import card
     from model.lifecycle import train_lifecycle  # imported here: it pulls in optuna, slow to import
 
@@ -148,8 +152,9 @@ def train_and_register(
         config = TrainConfig.from_settings(settings, seed=seed)
     elif seed is not None:
         config = replace(config, seed=seed)
-    say("loading the labelled clients")
-    frame = load_frame(db, schema, labelled_only=True)
+    if frame is None:
+        say("loading the labelled clients")
+        frame = load_frame(db, schema, labelled_only=True)
     if frame.empty:
         raise UserError("no labelled clients stored: ingest a CRM export that has the label column "
                         f"{schema.label_column!r}", label_column=schema.label_column)
