@@ -1,0 +1,182 @@
+"""`churnguard run` and `churnguard sandbox`.
+
+``run`` is the service: the bot on long polling plus the scheduled jobs, in one process and
+one event loop, stopped cleanly by SIGINT/SIGTERM.  A fresh install has no model, so it
+first ingests the bundled Telco sample and trains one; then every command works at once.
+Without ``TELEGRAM_BOT_TOKEN`` it starts the sandbox instead, because a newcomer's first
+``churnguard run`` should show the bot, not an error about a token.
+
+``sandbox`` runs the very same Application against the local Bot API emulator on
+127.0.0.1 and opens a chat in the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
+from telegram import Update
+from telegram.error import InvalidToken, NetworkError
+
+from storage.db import Database
+from storage.errors import UserError
+
+if TYPE_CHECKING:
+    from churnguard import Settings
+
+log = logging.getLogger("churnguard.bot")
+
+DEFAULT_SANDBOX_USER = 1_000_001
+SCHEMA_FIELDS = ("id_column", "label_column", "positive_label", "ignore_columns")
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs every Bot API request at INFO: one line per poll drowns everything else.
+    for noisy in ("httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def ensure_model(settings: Settings, db: Database, say: Callable[[str], None] = print) -> str:
+    """Make sure something can serve: train on the stored data, or on the bundled sample in an
+    empty store.  Returns what was done, in words.  Never raises for a missing model: the bot
+    still starts, and says so in its answers."""
+    from churnguard import SAMPLE_DATA
+    from model.service import open_registry, train_and_register
+    from storage.clients import client_counts
+    from storage.ingest import ingest_file
+    from storage.readers import Limits
+    from storage.schema import schema_from_settings
+
+    registry = open_registry(db, settings)
+    if registry.champion() is not None:
+        return "a champion model is serving"
+    if registry.list_versions():
+        message = ("no champion model: every trained version was rejected or retired; an admin can "
+                   "/promote one or /retrain")
+        say(message)
+        return message
+    counts = client_counts(db)
+    if counts["clients"] == 0:
+        if any(settings.explicit(name) for name in SCHEMA_FIELDS):
+            message = ("the store is empty and a custom dataset schema is configured, so the bundled Telco "
+                       "sample was not loaded; upload a CRM export (as an admin, send the CSV to the bot) "
+                       "and /retrain")
+            say(message)
+            return message
+        say(f"empty store: ingesting the bundled sample data {SAMPLE_DATA.name}")
+        schema, explicit = schema_from_settings(settings)
+        report = ingest_file(db, SAMPLE_DATA, schema=schema, explicit=explicit, limits=Limits.from_settings(settings),
+                             source_name=SAMPLE_DATA.name)
+        say(report.to_text())
+        counts = client_counts(db)
+    if counts["labelled_clients"] == 0:
+        message = "no labelled clients stored, so no model can be trained yet; upload a labelled CRM export"
+        say(message)
+        return message
+    say(f"no model yet: training one (time budget {settings.tuning_seconds:g} s)")
+    result = train_and_register(db, settings, actor="churnguard run", progress=lambda line: say(f"... {line}"))
+    message = f"trained model {result.version}: {result.status}"
+    say(message)
+    return message
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """The service: bot + scheduler; the sandbox when no token is configured."""
+    if settings.telegram_bot_token is None or not settings.telegram_bot_token.get_secret_value().strip():
+        print("TELEGRAM_BOT_TOKEN is not set: starting the offline sandbox instead "
+              "(set the token, and TELEGRAM_API_BASE_URL for a self-hosted Bot API, to serve real users).",
+              file=sys.stderr)
+        return sandbox(argparse.Namespace(user_id=None), settings)
+    from bot.app import build_application
+
+    configure_logging(settings)
+    db = Database(settings.database_url).create_schema()
+    try:
+        ensure_model(settings, db, say=log.info)
+        application = build_application(settings, db=db)
+        server = settings.telegram_api_base_url
+        log.info("polling %s for updates; stop with Ctrl-C or SIGTERM", server)
+        try:
+            application.run_polling(
+                allowed_updates=Update.ALL_TYPES,
+                stop_signals=(signal.SIGINT, signal.SIGTERM),
+                close_loop=True,
+            )
+        except InvalidToken as error:
+            raise UserError(f"the Bot API server at {server} refused TELEGRAM_BOT_TOKEN ({error}); "
+                            "check the token (and TELEGRAM_API_BASE_URL)") from None
+        except NetworkError as error:
+            # Only start-up gets here: once polling, PTB retries lost connections by itself.
+            raise UserError(f"cannot reach the Bot API server at {server} ({error}); check "
+                            "TELEGRAM_API_BASE_URL and the network") from None
+    finally:
+        db.dispose()
+    log.info("stopped")
+    return 0
+
+
+def sandbox_identity(settings: Settings, requested: int | None) -> tuple[int, list[int], list[str]]:
+    """Who the terminal user is, the admin list for this session, and what to tell them about it."""
+    admins = list(settings.admin_ids)
+    notes: list[str] = []
+    user_id = requested if requested is not None else (admins[0] if admins else DEFAULT_SANDBOX_USER)
+    if user_id <= 0:
+        raise UserError(f"--user-id must be a positive Telegram user id, got {user_id}")
+    if not admins:
+        admins = [user_id]
+        notes.append(f"Sandbox: no admin ids are configured (CHURNGUARD_ADMIN_IDS), so you (user {user_id}) "
+                     "are an admin for this session only.")
+    elif user_id in admins:
+        notes.append(f"Sandbox: you are user {user_id}, an admin.")
+    elif user_id in settings.viewer_ids:
+        notes.append(f"Sandbox: you are user {user_id}, a viewer (CHURNGUARD_VIEWER_IDS).")
+    else:
+        notes.append(f"Sandbox: user {user_id} is neither an admin nor a viewer, so the bot treats you as a stranger.")
+    return user_id, admins, notes
+
+
+def sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    """The same bot against the local emulator, with a chat in this terminal."""
+    from bot.app import BotThread, build_application
+    from bot.emulator import Emulator
+    from bot.terminal_chat import run_terminal_chat
+
+    configure_logging(settings)
+    if settings.log_level == "INFO":
+        # The chat owns the terminal; only warnings interrupt it.
+        logging.getLogger().setLevel(logging.WARNING)
+    user_id, admins, notes = sandbox_identity(settings, getattr(args, "user_id", None))
+    db = Database(settings.database_url).create_schema()
+    emulator = Emulator().start()
+    try:
+        print("Preparing the sandbox…", flush=True)
+        ensure_model(settings, db, say=lambda line: print(line, flush=True))
+        local = settings.model_copy(update={
+            "telegram_bot_token": SecretStr(emulator.token),
+            "telegram_api_base_url": emulator.base_url,
+            "admin_ids": admins,
+        })
+        application = build_application(local, db=db, notes=notes[:1] if not settings.admin_ids else [])
+        emulator.add_user(user_id, first_name="You")  # the chat must exist for its command menu
+        for note in notes:
+            print(note, flush=True)
+        print(f"Local Bot API emulator at {emulator.base_url}; photos and documents are saved under "
+              f"{settings.home / 'sandbox-files'}.", flush=True)
+        with BotThread(application):
+            return run_terminal_chat(emulator, user_id=user_id, files_dir=settings.home / "sandbox-files")
+    finally:
+        emulator.stop()
+        db.dispose()
+
+
+__all__ = ["DEFAULT_SANDBOX_USER", "ensure_model", "run", "sandbox", "sandbox_identity"]

@@ -1,0 +1,63 @@
+"""/start and /help: what the bot is for and what this user may ask it.
+
+The command list is built from the user's role, so a viewer never sees admin commands and
+the reply stays true when commands are added (it reads the same registry as setMyCommands).
+"""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import ContextTypes
+
+from bot.access import Role
+from bot.messages import reply
+from bot.services import Command, services
+
+INTRO = (
+    "ChurnGuard estimates which clients are about to leave, so the retention team can reach them first. "
+    "Scores come from the current champion model, with the reasons behind each score."
+)
+
+
+def help_text(role: Role, commands: list[Command], notes: list[str] | None = None) -> str:
+    who = "an admin" if role >= Role.ADMIN else "a viewer"
+    lines = [INTRO, "", f"You are {who}. Your commands:"]
+    lines += [command.help_line() for command in commands if command.role <= role]
+    if role >= Role.ADMIN:
+        lines += ["", "Send a .csv or .csv.gz file to ingest a CRM export (same checks as `churnguard ingest`)."]
+    for note in notes or []:
+        lines += ["", note]
+    return "\n".join(lines)
+
+
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    user = update.effective_user
+    role = svc.access.role(user.id if user else None)
+    await reply(update, context, help_text(role, svc.commands, svc.notes))
+
+
+async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A known user typed a command that does not exist (or plain text)."""
+    message = update.effective_message
+    text = (message.text or "") if message else ""
+    word = text.split()[0] if text.split() else ""
+    if word.startswith("/"):
+        await reply(update, context, f"I don't know {word[:64]}. /help lists the commands you can use.")
+    else:
+        await reply(update, context, "I answer commands, for example /score <client id>. /help lists them all.")
+
+
+async def expired_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A button whose data no handler knows (an old message, or a forged press): say so."""
+    query = update.callback_query
+    if query is not None:
+        await query.answer("This button is no longer valid; send the command again.")
+
+
+COMMANDS = (
+    Command("start", "what this bot does", Role.VIEWER, start, private_only=False),
+    Command("help", "the commands you can use", Role.VIEWER, start, private_only=False),
+)
+
+__all__ = ["COMMANDS", "INTRO", "expired_button", "help_text", "start", "unknown_command"]

@@ -1,0 +1,113 @@
+"""CSV upload (admin): a CRM export sent as a document is ingested like `churnguard ingest`.
+
+The type and size are checked from the message metadata *before* anything is downloaded,
+so a 2 GB file sent by mistake costs nothing.  The file is stored only through the same
+``ingest_file`` as the command line, in one transaction, and the reply is its report:
+exactly what was stored, or exactly why nothing was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from pathlib import Path
+
+from telegram import Update
+from telegram.constants import ChatAction
+from telegram.ext import ContextTypes
+
+from bot.messages import reply, show_activity
+from bot.retry import retry_call
+from bot.services import services
+from storage.errors import IngestRejected, UserError
+from storage.ingest import ingest_file
+from storage.readers import Limits
+from storage.schema import schema_from_settings
+
+log = logging.getLogger(__name__)
+
+ACCEPTED_SUFFIXES = (".csv", ".csv.gz")
+NOTHING_STORED = "Nothing was stored."
+
+
+def megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def check_document(file_name: str | None, file_size: int | None, max_upload_mb: float) -> str | None:
+    """Why this document cannot be ingested, from its metadata alone; None when it may be downloaded."""
+    if not file_name:
+        return "The file has no name, so I cannot tell what it is. Send a CRM export as a .csv or .csv.gz document."
+    if not file_name.lower().endswith(ACCEPTED_SUFFIXES):
+        return (f"{file_name!r} is not a .csv or .csv.gz file. Export the data as CSV (comma or semicolon "
+                "separated), optionally gzip-compressed, and send it again.")
+    limit = int(max_upload_mb * 1024 * 1024)
+    if file_size is not None and file_size > limit:
+        return (f"{file_name!r} is {megabytes(file_size)}; uploads are limited to {max_upload_mb:g} MB "
+                "(CHURNGUARD_MAX_UPLOAD_MB). Split the export, or ingest it on the server with "
+                "`churnguard ingest FILE`.")
+    return None
+
+
+def uploads_dir(home: Path) -> Path:
+    path = home / "uploads"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
+    """Returns the audit result: what was stored, or why not."""
+    svc = services(context)
+    message = update.effective_message
+    chat = update.effective_chat
+    if message is None or message.document is None or chat is None:
+        return "ignored: no document"
+    document = message.document
+    name = document.file_name or ""
+    settings = svc.settings
+    problem = check_document(name, document.file_size, settings.max_upload_mb)
+    if problem is not None:
+        await reply(update, context, f"{problem}\n{NOTHING_STORED}")
+        return "refused before download"
+
+    await show_activity(context, chat.id, ChatAction.TYPING)
+    telegram_file = await document.get_file()
+    problem = check_document(name, telegram_file.file_size, settings.max_upload_mb)
+    if problem is not None:
+        await reply(update, context, f"{problem}\n{NOTHING_STORED}")
+        return "refused before download"
+
+    suffix = ".csv.gz" if name.lower().endswith(".csv.gz") else ".csv"
+    target = uploads_dir(settings.home) / f"{uuid.uuid4().hex}{suffix}"
+    try:
+        await retry_call(lambda: telegram_file.download_to_drive(target), what="file download")
+        size = target.stat().st_size
+        if size > int(settings.max_upload_mb * 1024 * 1024):
+            # The server did not tell the size up front; the download is discarded unread.
+            await reply(update, context, f"{check_document(name, size, settings.max_upload_mb)}\n{NOTHING_STORED}")
+            return "refused after download: too large"
+        schema, explicit = schema_from_settings(settings)
+        try:
+            report = await svc.offload(
+                ingest_file, svc.db, target, schema=schema, explicit=explicit,
+                limits=Limits.from_settings(settings), source_name=name,
+            )
+        except IngestRejected as error:
+            await reply(update, context, f"{name} was rejected. {NOTHING_STORED}\n{error}", filename="rejected.txt")
+            return f"rejected: {str(error)[:40]}"
+        except UserError as error:
+            await reply(update, context, f"{name} was not ingested. {NOTHING_STORED}\n{error}")
+            return f"refused: {str(error)[:40]}"
+    finally:
+        with contextlib.suppress(OSError):
+            target.unlink()
+    await svc.offload(svc.after_change)
+    await reply(update, context, report.to_text(), filename="ingest-report.txt")
+    summary = report.to_dict()
+    if summary.get("duplicate_of") is not None:
+        return f"duplicate of batch {summary['duplicate_of']}"
+    return f"stored batch {summary.get('batch_id')}: {summary.get('rows')} rows"
+
+
+__all__ = ["ACCEPTED_SUFFIXES", "NOTHING_STORED", "check_document", "upload"]

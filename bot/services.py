@@ -1,0 +1,166 @@
+"""What every handler needs, built once per Application and kept in ``bot_data``.
+
+Handlers reach the database, the scorer and the retrain worker through :func:`services`
+instead of module globals, so two Applications (a test restarting the bot, the bench's echo
+bot next to the real one) never share state by accident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from telegram import Update
+from telegram.ext import Application, ContextTypes
+
+from bot.access import AccessList, Role
+from bot.workers import answer_pool
+from storage.db import Database
+
+if TYPE_CHECKING:
+    from churnguard import Settings
+
+SERVICES_KEY = "churnguard.services"
+P = ParamSpec("P")
+T = TypeVar("T")
+
+HandlerCallback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, Any]]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One bot command: the single source for its handler, its role, /help and setMyCommands."""
+
+    name: str
+    description: str
+    role: Role
+    callback: HandlerCallback
+    usage: str = ""
+    # Client data and admin tools answer only in a private chat: in a group, everyone in
+    # it would read the answer, strangers included.  /start, /help and the alert
+    # subscription work in groups too.
+    private_only: bool = True
+
+    @property
+    def audited(self) -> bool:
+        """Every admin action goes into the audit log; viewers' reads do not."""
+        return self.role >= Role.ADMIN
+
+    def help_line(self) -> str:
+        usage = f" {self.usage}" if self.usage else ""
+        return f"/{self.name}{usage} — {self.description}"
+
+
+@dataclass
+class Services:
+    """Per-Application state.  Heavy objects (registry, scorer) are created in a worker
+    thread by :meth:`load_model_services`, because opening them touches the database."""
+
+    settings: Settings
+    db: Database
+    access: AccessList
+    commands: list[Command] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    schedule_jobs: bool = True
+    registry: Any = None  # model.registry.Registry[ChurnModel], shared with the jobs
+    scorer: Any = None  # model.scoring.Scorer
+    runner: Any = None  # jobs.runner.JobRunner, shared by /retrain and the schedules
+    retrain_worker: Any = None  # jobs.retrain_job.RetrainWorker: one retrain at a time
+    scheduler: Any = None  # jobs.scheduler.JobScheduler
+    notifier: Any = None  # bot.notifier.TelegramNotifier
+    # Stranger handling: who has had their one refusal (also remembered in the audit log).
+    told_strangers: set[int] = field(default_factory=set)
+    stranger_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Short-lived answers that paging buttons reuse instead of re-ranking every client.
+    cache: dict[str, tuple[float, Any]] = field(default_factory=dict)
+    # Long callback payloads (client ids over Telegram's 64-byte callback_data limit).
+    tokens: dict[str, str] = field(default_factory=dict)
+    ready: bool = False
+    answers: ThreadPoolExecutor | None = None  # see bot/workers.py
+
+    # ------------------------------------------------------------------ blocking work
+    async def offload(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run blocking work (database, model, charts) in the answer pool, off the event loop."""
+        if self.answers is None:
+            self.answers = answer_pool()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.answers, functools.partial(function, *args, **kwargs))
+
+    def close_pools(self) -> None:
+        if self.answers is not None:
+            self.answers.shutdown(wait=False, cancel_futures=True)
+            self.answers = None
+
+    # ------------------------------------------------------------------ model and jobs
+    def load_model_services(self) -> None:
+        """Blocking: open the registry and the scorer of this store (no model is loaded yet)."""
+        from model.service import open_registry, open_scorer
+
+        self.registry = open_registry(self.db, self.settings)
+        self.scorer = open_scorer(self.db, self.settings, self.registry)
+
+    def after_change(self) -> None:
+        """Blocking: new data or a new champion: drop cached rankings; pick up a schema that
+        the first ingest has just fixed (the scorer reads it once, when opened)."""
+        self.cache.clear()
+        if self.registry is not None:
+            self.registry.invalidate()
+        if self.scorer is not None and self.scorer.schema is None:
+            from model.service import open_scorer
+
+            self.scorer = open_scorer(self.db, self.settings, self.registry)
+
+    def make_runner(self) -> None:
+        from jobs.retrain_job import RetrainWorker
+        from jobs.runner import JobRunner
+
+        self.runner = JobRunner(self.settings, self.db, self.notifier, services={"registry": self.registry})
+        self.retrain_worker = RetrainWorker(self.runner)
+
+    async def start_scheduler(self) -> None:
+        from jobs.scheduler import JobScheduler
+
+        self.scheduler = JobScheduler(self.runner)
+        missed = await self.scheduler.start()
+        if missed:
+            logging.getLogger(__name__).info("catching up on missed jobs: %s", ", ".join(missed))
+
+    async def stop_scheduler(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.shutdown(wait_catch_up=False)
+            self.scheduler = None
+
+    # ------------------------------------------------------------------ small caches
+    def cached(self, key: str, ttl: float) -> Any | None:
+        hit = self.cache.get(key)
+        if hit is None or time.monotonic() - hit[0] > ttl:
+            return None
+        return hit[1]
+
+    def remember(self, key: str, value: Any) -> None:
+        if len(self.cache) > 256:
+            self.cache.clear()
+        self.cache[key] = (time.monotonic(), value)
+
+    def commands_for(self, role: Role) -> list[Command]:
+        return [command for command in self.commands if command.role <= role and role > Role.STRANGER]
+
+
+def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    return services_of(context.application)
+
+
+def services_of(application: Application[Any, Any, Any, Any, Any, Any]) -> Services:
+    found = application.bot_data.get(SERVICES_KEY)
+    if not isinstance(found, Services):
+        raise RuntimeError("this Application was not built by bot.app.build_application")
+    return found
+
+
+__all__ = ["SERVICES_KEY", "Command", "HandlerCallback", "Services", "services", "services_of"]
