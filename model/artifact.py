@@ -9,18 +9,22 @@ its API is small and stable:
 * ``explain_record`` — the top reasons behind one score (LightGBM's exact SHAP values);
 * ``save`` / ``load`` — LightGBM's own text format for the trees (readable by any LightGBM
   version >= 4), JSON for the encoder, calibration and threshold, and a Parquet sample of the
-  training rows with their scores that the drift monitor compares new batches against.
+  training rows with their scores that the drift monitor compares new batches against, and
+  ``training_ids.npy``: hashes of the clients the model was fitted on, so a later challenger is
+  compared with this model only on clients it never saw (a model scores its own training rows
+  too well, which would make every honest retrain look like a regression).
 
 A client is flagged when ``probability >= threshold_``; both are on the calibrated scale.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +42,22 @@ BOOSTER_FILE = "model.txt"
 META_FILE = "model.json"
 REFERENCE_FILE = "reference.parquet"
 REFERENCE_ROWS = 5000
+TRAINING_IDS_FILE = "training_ids.npy"
+# Fixed so that hashes written by one process match those computed by another (16 bytes, as
+# pandas' hash_array requires).  Not a secret: the hashes only save storing the raw ids twice.
+ID_HASH_KEY = "churnguard-ids-1"
+
+
+def client_id_hashes(ids: Iterable[Any]) -> np.ndarray:
+    """uint64 hash per client id (``level_key`` first, so ``3``, ``3.0`` and ``"3"`` are one client);
+    a missing id hashes to 0, which ``hash_array`` never gives a real string in practice."""
+    keys = [level_key(value) for value in ids]
+    present = np.array([key is not None for key in keys], dtype=bool)
+    hashes = np.zeros(len(keys), dtype="uint64")
+    if present.any():
+        text = np.array([key for key in keys if key is not None], dtype=object)
+        hashes[present] = pd.util.hash_array(text, hash_key=ID_HASH_KEY, categorize=False)
+    return hashes
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,8 @@ class ChurnModel:
         self.importances_: dict[str, float] = _gain_importances(booster, self.feature_names_)
         self._reference = reference
         self._reference_path: Path | None = None
+        # Sorted unique hashes of the clients fitted on; None when unknown (older artifacts).
+        self.training_ids_: np.ndarray | None = None
         if booster.num_feature() != len(self.feature_names_):
             raise ValueError("the booster and the encoder disagree on the number of features")
 
@@ -83,7 +105,9 @@ class ChurnModel:
         if len(frame) == 0:
             return np.empty(0, dtype="float64")
         matrix = self.encoder_.transform(frame)
-        return np.asarray(self.booster_.predict(matrix, num_threads=2), dtype="float64")
+        # Every core for batches (0 = OpenMP's default); the record path pins one thread instead,
+        # where starting a thread team would cost more than scoring the row.
+        return np.asarray(self.booster_.predict(matrix, num_threads=0), dtype="float64")
 
     def predict_proba_frame(self, frame: pd.DataFrame) -> np.ndarray:
         """Calibrated churn probability per row; columns the model never saw are ignored, absent
@@ -118,6 +142,20 @@ class ChurnModel:
             reasons.append(Contribution(feature=name, value=value, effect=float(effect)))
         reasons.sort(key=lambda item: -abs(item.effect))
         return reasons[: max(int(top), 0)]
+
+    # ------------------------------------------------------------------ training clients
+    def set_training_ids(self, ids: Iterable[Any]) -> None:
+        """Remember which clients the model was fitted on (missing ids are not recorded)."""
+        hashes = client_id_hashes(ids)
+        self.training_ids_ = np.unique(hashes[hashes != 0])
+
+    def trained_on(self, ids: Iterable[Any]) -> np.ndarray | None:
+        """Per id: was this client among the fitted rows?  None when the model does not know its
+        training clients.  A missing id counts as seen: a fair comparison cannot vouch for it."""
+        if self.training_ids_ is None:
+            return None
+        hashes = client_id_hashes(ids)
+        return np.asarray((hashes == 0) | np.isin(hashes, self.training_ids_), dtype=bool)
 
     # ------------------------------------------------------------------ reference sample
     def set_reference(self, frame: pd.DataFrame, seed: int = 0) -> None:
@@ -165,6 +203,12 @@ class ChurnModel:
         meta_path = directory / META_FILE
         _atomic_write(meta_path, json.dumps(meta, indent=2, ensure_ascii=False, allow_nan=False).encode("utf-8"))
         paths = [booster_path, meta_path]
+        if self.training_ids_ is not None:
+            buffer = io.BytesIO()
+            np.save(buffer, np.asarray(self.training_ids_, dtype="uint64"), allow_pickle=False)
+            ids_path = directory / TRAINING_IDS_FILE
+            _atomic_write(ids_path, buffer.getvalue())
+            paths.append(ids_path)
         reference = self._reference
         if reference is None and self._reference_path is not None and self._reference_path.exists():
             reference = pd.read_parquet(self._reference_path)
@@ -200,7 +244,13 @@ class ChurnModel:
                 float(meta["threshold"]),
                 metadata=meta.get("metadata", {}),
             )
-        except (ValueError, KeyError, TypeError, lgb.basic.LightGBMError) as error:
+            ids_path = directory / TRAINING_IDS_FILE
+            if ids_path.is_file():
+                ids = np.load(ids_path, allow_pickle=False)
+                if ids.dtype != np.dtype("uint64") or ids.ndim != 1:
+                    raise ValueError(f"{TRAINING_IDS_FILE} holds {ids.dtype} of shape {ids.shape}, not uint64 hashes")
+                model.training_ids_ = ids
+        except (ValueError, KeyError, TypeError, OSError, lgb.basic.LightGBMError) as error:
             raise UserError(f"model in {directory} is unreadable: {error}", path=str(directory)) from error
         model._reference_path = directory / REFERENCE_FILE
         return model
@@ -225,4 +275,4 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.unlink(temporary)
 
 
-__all__ = ["ChurnModel", "Contribution"]
+__all__ = ["ID_HASH_KEY", "TRAINING_IDS_FILE", "ChurnModel", "Contribution", "client_id_hashes"]

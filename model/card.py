@@ -57,7 +57,12 @@ def _pr_chart(y: np.ndarray, scores: Mapping[str, np.ndarray], thresholds: Mappi
     figure = Figure(figsize=(6, 4.5), dpi=100)
     axes = figure.subplots()
     for name, score in scores.items():
-        precision, recall, _ = precision_recall_curve(y, score)
+        if np.ptp(score) == 0:
+            # A constant scorer (the prior) has one operating point; its PR "curve" is the
+            # churn rate at every recall, not sklearn's interpolation up to precision 1.
+            recall, precision = np.array([0.0, 1.0]), np.full(2, float(np.mean(y)))
+        else:
+            precision, recall, _ = precision_recall_curve(y, score)
         axes.plot(recall, precision, color=_STYLE.get(name, "C3"), lw=2 if name == "lightgbm" else 1,
                   label=MODEL_LABELS.get(name, name))
         flagged = score >= thresholds[name]

@@ -117,6 +117,28 @@ def _level_series(series: pd.Series) -> pd.Series:
     return series.astype(object).map(level_key)
 
 
+def _category_codes(series: pd.Series, codes: Mapping[str, int], fill: float) -> np.ndarray:
+    """Level codes of a column as float64: ``fill`` for missing, NaN for a level never seen in training.
+
+    Why factorize first: a scoring batch holds few distinct values in many rows, so ``level_key``
+    (the record path's own scalar rule, hence identical results) runs once per distinct value and
+    the rows only gather from a small lookup table.  Object columns are the exception: factorize
+    treats ``True`` and ``1`` as one value while ``level_key`` does not, so their rows go through
+    ``level_key`` one by one.
+    """
+    if series.dtype == object:
+        keys = [level_key(value) for value in series.to_numpy()]
+        return np.fromiter((fill if key is None else codes.get(key, math.nan) for key in keys),
+                           dtype="float64", count=len(keys))
+    positions, uniques = pd.factorize(series, use_na_sentinel=True)
+    table = np.empty(len(uniques) + 1, dtype="float64")
+    for index, value in enumerate(uniques):
+        key = level_key(value)
+        table[index] = fill if key is None else codes.get(key, math.nan)
+    table[-1] = fill  # factorize marks missing cells with -1, which picks this last slot
+    return table[positions]
+
+
 def is_numeric_column(series: pd.Series) -> bool:
     return bool(pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
 
@@ -280,7 +302,9 @@ class FeatureEncoder:
     def transform(self, frame: pd.DataFrame) -> np.ndarray:
         """Batch path: an (n_rows, n_features) float64 matrix; absent columns count as missing."""
         rows = len(frame)
-        matrix = np.empty((rows, len(self.feature_names_)), dtype="float64")
+        # Filled column by column, so columns are laid out contiguously (Fortran order); one copy at
+        # the end gives the row-major matrix LightGBM reads fastest.
+        matrix = np.empty((len(self.feature_names_), rows), dtype="float64").T
         raw_numeric: dict[str, np.ndarray] = {}
         for position, column, categorical, fill, codes in self._plan:
             if column not in frame.columns:
@@ -289,10 +313,7 @@ class FeatureEncoder:
                     raw_numeric[column] = np.full(rows, np.nan)
                 continue
             if categorical:
-                keys = _level_series(frame[column])
-                coded = keys.map(codes).astype("float64").to_numpy(copy=True)
-                coded[keys.isna().to_numpy()] = fill
-                matrix[:, position] = coded
+                matrix[:, position] = _category_codes(frame[column], codes, fill)
             else:
                 values = _numeric_series(frame[column])
                 raw_numeric[column] = values
@@ -300,7 +321,7 @@ class FeatureEncoder:
         for position, numerator, denominator, fill in self._ratio_plan:
             ratio = _ratio(raw_numeric[numerator], raw_numeric[denominator])
             matrix[:, position] = np.where(np.isnan(ratio), fill, ratio)
-        return matrix
+        return np.ascontiguousarray(matrix)
 
     def transform_record(self, record: Mapping[str, Any]) -> np.ndarray:
         """Single-client path: a (1, n_features) float64 row built straight from the dict."""

@@ -17,7 +17,11 @@ Order and data use (why each split is touched when):
    the 10 % validation split alone, the very noise the recall guarantee has to beat.)
 6. The baselines go through the same out-of-fold threshold rule on the same folds.
 7. Only now is *test* scored — once, by every model and by the current champion — and the
-   acceptance gate and the ROI are computed on it.
+   acceptance gate and the ROI are computed on it.  The champion is compared with the new model
+   only on the test clients it never trained on (the artifact records its training clients):
+   on its own training rows it would look better than it is.  Too few such rows, or a champion
+   that does not know its training clients, and the comparison is skipped with a note instead
+   of deciding on an unfair one.
 
 Everything the registry, the model card and the bot need comes back in ``TrainingOutcome``;
 the report is plain JSON (floats, ints, strings, lists, dicts).
@@ -54,6 +58,10 @@ from storage.schema import Schema
 MIN_ROWS = 200
 MIN_POSITIVES = 50
 MIN_NEGATIVES = 50
+# Below this, PR-AUC and recall on the champion's unseen test rows are too noisy to judge by.
+MIN_FRESH_ROWS = 200
+MIN_FRESH_POSITIVES = 30
+MIN_FRESH_NEGATIVES = 30
 
 
 @dataclass
@@ -157,6 +165,8 @@ def train_lifecycle(
     }
     model = ChurnModel(booster, encoder, calibrator, threshold, metadata=metadata)
     model.set_reference(frame.iloc[fit_rows], seed=config.seed)
+    if schema.id_column in frame.columns:
+        model.set_training_ids(frame[schema.id_column].iloc[fit_rows])
 
     say("baselines")
     baselines: dict[str, tuple[ThresholdChoice, np.ndarray, np.ndarray]] = {}
@@ -177,17 +187,23 @@ def train_lifecycle(
         test_scores[name], thresholds[name] = scores, own.threshold
         test_metrics[name] = classification_metrics(y_test, scores, own.threshold)
 
-    champion_metrics, champion_note = None, None
+    comparison: ChampionComparison | None = None
     if champion is not None:
         say("comparing with the champion")
-        champion_metrics, champion_note, champion_scores = _score_champion(champion, test_frame, y_test)
-        if champion_metrics is not None and champion_scores is not None:
-            test_metrics["champion"] = champion_metrics
-            test_scores["champion"], thresholds["champion"] = champion_scores, champion.threshold_
+        comparison = compare_with_champion(champion, test_frame, y_test, test_scores["lightgbm"], threshold,
+                                           id_column=schema.id_column)
+        if comparison.champion is not None:
+            test_metrics["champion"] = comparison.champion
+            if comparison.scores is not None:
+                test_scores["champion"], thresholds["champion"] = comparison.scores, champion.threshold_
 
-    gate = acceptance_gate(test_metrics, recall_target=config.recall_target,
-                           champion_tolerance=config.champion_tolerance, champion=champion_metrics,
-                           champion_note=champion_note)
+    gate = acceptance_gate(
+        test_metrics, recall_target=config.recall_target, champion_tolerance=config.champion_tolerance,
+        champion=comparison.champion if comparison is not None else None,
+        champion_note=comparison.note if comparison is not None else None,
+        champion_candidate=comparison.challenger if comparison is not None else None,
+        champion_rows=comparison.rows_description if comparison is not None else "the same test rows",
+    )
     lgb_test = test_metrics["lightgbm"]
     roi = campaign_roi(true_positives=lgb_test["tp"], flagged=lgb_test["flagged"], rows=lgb_test["rows"],
                        contact_cost=config.contact_cost, retained_value=config.retained_value,
@@ -249,8 +265,7 @@ def train_lifecycle(
         "feature_importances": dict(list(model.importances_.items())[:15]),
         "calibration": {"method": "centred isotonic regression on out-of-fold scores",
                         "knots": len(calibrator.x_)},
-        "champion": ({"compared": champion_metrics is not None, "note": champion_note}
-                     if champion is not None else None),
+        "champion": comparison.as_dict() if comparison is not None else None,
         "gate": gate.as_dict(),
         "config": config.as_dict(),
         "schema": schema.as_dict(),
@@ -261,18 +276,80 @@ def train_lifecycle(
                            test_scores=test_scores, thresholds=thresholds)
 
 
-def _score_champion(champion: ChurnModel, test_frame: pd.DataFrame, labels: np.ndarray
-                    ) -> tuple[dict[str, Any] | None, str | None, np.ndarray | None]:
-    """The champion's metrics on the same test rows; columns it needs but the data lacks count as missing."""
+@dataclass
+class ChampionComparison:
+    """The champion against the new model on the test clients the champion never trained on.
+
+    ``champion`` / ``challenger`` are both models' metrics on those rows, None when the
+    comparison was skipped (``note`` says why).  ``scores`` are the champion's scores on the
+    whole test split, kept for the model card's charts only when every test row is unseen by it.
+    """
+
+    note: str
+    champion: dict[str, Any] | None = None
+    challenger: dict[str, Any] | None = None
+    scores: np.ndarray | None = None
+    rows: int = 0
+    positives: int = 0
+    excluded_rows: int | None = None
+
+    @property
+    def compared(self) -> bool:
+        return self.champion is not None
+
+    @property
+    def rows_description(self) -> str:
+        return f"the {self.rows} test rows it never trained on"
+
+    def as_dict(self) -> dict[str, Any]:
+        def pick(metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+            return None if metrics is None else {key: metrics.get(key) for key in ("pr_auc", "recall")}
+
+        return {"compared": self.compared, "note": self.note, "rows": self.rows, "positives": self.positives,
+                "excluded_rows_champion_trained_on": self.excluded_rows,
+                "champion": pick(self.champion), "challenger": pick(self.challenger)}
+
+
+def compare_with_champion(champion: ChurnModel, test_frame: pd.DataFrame, labels: np.ndarray,
+                          challenger_scores: np.ndarray, challenger_threshold: float, *, id_column: str
+                          ) -> ChampionComparison:
+    """Both models' metrics on the test rows whose clients the champion never trained on.
+
+    Columns the champion needs but the data lacks count as missing.  Any failure of the champion
+    (another schema, a damaged artifact) is a note, never an abort.
+    """
     missing = [c for c in champion.raw_columns_ if c not in test_frame.columns]
     try:
         scores = champion.predict_proba_frame(test_frame)
     except Exception as error:  # a champion from another schema/version must not abort training
-        return None, f"the champion could not score the test rows ({type(error).__name__}: {error})", None
-    note = "champion scored on the same test rows"
+        return ChampionComparison(f"the champion could not score the test rows ({type(error).__name__}: {error})")
+    seen = champion.trained_on(test_frame[id_column]) if id_column in test_frame.columns else None
+    if seen is None:
+        why = ("its training clients are unknown (an artifact from before they were recorded)"
+               if getattr(champion, "training_ids_", None) is None else f"the test rows have no {id_column!r} column")
+        return ChampionComparison(f"comparison with the champion skipped: {why}, so the test rows it never "
+                                  "trained on cannot be told apart; a comparison on rows it trained on would "
+                                  "favour it")
+    fresh = ~seen
+    rows, positives = int(fresh.sum()), int(labels[fresh].sum())
+    negatives = rows - positives
+    if rows < MIN_FRESH_ROWS or positives < MIN_FRESH_POSITIVES or negatives < MIN_FRESH_NEGATIVES:
+        return ChampionComparison(
+            f"comparison with the champion skipped: only {rows} of {len(labels)} test rows ({positives} churners) "
+            f"are clients it never trained on; a fair comparison needs at least {MIN_FRESH_ROWS} rows, "
+            f"{MIN_FRESH_POSITIVES} churners and {MIN_FRESH_NEGATIVES} non-churners",
+            rows=rows, positives=positives, excluded_rows=int(seen.sum()))
+    note = (f"champion and challenger compared on the {rows} test rows ({positives} churners) whose clients the "
+            f"champion never trained on; {int(seen.sum())} test rows it trained on were left out")
     if missing:
         note += f"; columns it was trained on but the data lacks were treated as missing: {', '.join(missing)}"
-    return classification_metrics(labels, scores, champion.threshold_), note, scores
+    return ChampionComparison(
+        note,
+        champion=classification_metrics(labels[fresh], scores[fresh], champion.threshold_),
+        challenger=classification_metrics(labels[fresh], challenger_scores[fresh], challenger_threshold),
+        scores=scores if bool(fresh.all()) else None,
+        rows=rows, positives=positives, excluded_rows=int(seen.sum()),
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -293,5 +370,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["MIN_NEGATIVES", "MIN_POSITIVES", "MIN_ROWS", "TrainingOutcome", "check_training_data",
+__all__ = ["MIN_FRESH_NEGATIVES", "MIN_FRESH_POSITIVES", "MIN_FRESH_ROWS", "MIN_NEGATIVES", "MIN_POSITIVES",
+           "MIN_ROWS", "ChampionComparison", "TrainingOutcome", "check_training_data", "compare_with_champion",
            "train_lifecycle"]

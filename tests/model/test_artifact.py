@@ -85,7 +85,7 @@ def test_save_and_load_round_trip_gives_identical_predictions(model, tmp_path, r
     paths = model.save(tmp_path / "v1")
     loaded = ChurnModel.load(tmp_path / "v1")
 
-    assert sorted(p.name for p in paths) == ["model.json", "model.txt", "reference.parquet"]
+    assert sorted(p.name for p in paths) == ["model.json", "model.txt", "reference.parquet", "training_ids.npy"]
     assert not [p for p in (tmp_path / "v1").iterdir() if p.name.startswith(".")]  # no temporary files left
     frame = pd.DataFrame(records, dtype=object)
     np.testing.assert_array_equal(loaded.predict_proba_frame(frame), model.predict_proba_frame(frame))
@@ -128,3 +128,37 @@ def test_metadata_is_json(model):
     text = json.dumps(model.metadata_, allow_nan=False)
 
     assert "raw_threshold" in text and not math.isnan(model.metadata_["raw_threshold"])
+
+
+def test_training_clients_are_recorded_and_survive_save_and_load(model, tmp_path):
+    frame = telco_frame()
+    seen = model.trained_on(frame["customerID"])
+
+    assert seen is not None and int(seen.sum()) == model.metadata_["training_rows"]  # the fit rows, no others
+    model.save(tmp_path / "v1")
+    loaded = ChurnModel.load(tmp_path / "v1")
+    np.testing.assert_array_equal(loaded.training_ids_, model.training_ids_)
+    np.testing.assert_array_equal(loaded.trained_on(frame["customerID"]), seen)
+
+
+def test_client_ids_match_across_types_and_a_missing_id_counts_as_seen(model, tmp_path):
+    model.save(tmp_path / "v1")
+    loaded = ChurnModel.load(tmp_path / "v1")  # a private copy: the shared model stays untouched
+
+    loaded.set_training_ids([3, "a", None])
+
+    assert loaded.trained_on([3.0, "3", " a", "b", 4, None]).tolist() == [True, True, True, False, False, True]
+
+
+def test_an_artifact_without_training_clients_does_not_know_them_and_a_damaged_list_is_refused(model, tmp_path):
+    model.save(tmp_path / "old")
+    (tmp_path / "old" / "training_ids.npy").unlink()
+
+    old = ChurnModel.load(tmp_path / "old")
+
+    assert old.training_ids_ is None and old.trained_on(["7590-VHVEG"]) is None
+    assert "training_ids.npy" not in [p.name for p in old.save(tmp_path / "old-again")]
+    model.save(tmp_path / "bad")
+    np.save(tmp_path / "bad" / "training_ids.npy", np.array([0.5, 1.5]))
+    with pytest.raises(UserError, match=r"unreadable.*training_ids\.npy"):
+        ChurnModel.load(tmp_path / "bad")

@@ -166,3 +166,21 @@ def test_numbers_stored_as_text_are_numeric():
     assert encoder.missing_counts(frame)["TotalCharges"] == 11
     np.testing.assert_array_equal(encoder.transform(frame), FeatureEncoder().fit(telco_frame(), TELCO_SCHEMA)
                                   .transform(telco_frame()))
+
+
+@pytest.mark.parametrize("cells", [
+    pd.Series([1, True, "1", " True ", None, np.nan, "x"], dtype=object),  # factorize would merge 1 and True
+    pd.Series([1.0, 2.0, np.nan, 1.0, -0.0, 3.5, 2.0], dtype="float64"),
+    pd.Series([" 1", "True", "", None, "2", "1 ", "zz"], dtype="str"),
+    pd.Series([True, False, True, True, False, False, True], dtype="bool"),
+])
+def test_categorical_cells_of_any_dtype_encode_like_the_record_path(cells):
+    training = pd.DataFrame({"id": range(8), "label": [0, 1] * 4,
+                             "level": ["1", "True", "2", "False", "1", "True", "0", "2"]})
+    encoder = FeatureEncoder().fit(training, Schema("id", "label", "1", ()))
+    frame = pd.DataFrame({"level": cells})
+
+    batch = encoder.transform(frame)
+    records = np.vstack([encoder.transform_record({"level": value}) for value in cells.astype(object)])
+
+    np.testing.assert_array_equal(batch, records)

@@ -77,3 +77,16 @@ def test_several_failures_are_all_reported():
 
     assert len(decision.reasons) == 3
     assert decision.as_dict()["passed"] is False
+
+
+def test_the_champion_is_judged_against_the_candidate_on_the_rows_it_was_scored_on():
+    # the candidate's whole-split PR-AUC would pass; on the champion's unseen rows it is worse
+    candidate = {"lightgbm": metrics(0.91, 0.70), **BASELINES}
+
+    decision = acceptance_gate(candidate, recall_target=0.9, champion_tolerance=0.02, champion=metrics(0.92, 0.66),
+                               champion_candidate=metrics(0.91, 0.60),
+                               champion_rows="the 250 test rows it never trained on")
+
+    assert decision.reasons == [
+        "PR-AUC 0.600 vs champion 0.660 on the 250 test rows it never trained on (worse than the tolerance 0.020)",
+    ]

@@ -8,10 +8,19 @@ import pytest
 
 from model.artifact import ChurnModel
 from model.config import TrainConfig
+from model.evaluation import classification_metrics
 from model.lifecycle import train_lifecycle
+from model.split import split_rows
 from storage.errors import UserError
 from storage.schema import Schema
-from tests.model.training_data import CHURN_MODELLING_SCHEMA, FAST, churn_modelling_frame, trained_telco
+from tests.model.training_data import (
+    CHURN_MODELLING_SCHEMA,
+    FAST,
+    TELCO_SCHEMA,
+    churn_modelling_frame,
+    telco_frame,
+    trained_telco,
+)
 
 REPORT_KEYS = {"threshold", "threshold_rule", "split", "metrics", "baselines", "roi", "processing", "tuning",
                "gate", "training_seconds"}
@@ -147,3 +156,58 @@ def test_same_seed_same_model():
 
     assert first.report["threshold"] == again.report["threshold"]
     np.testing.assert_array_equal(first.test_scores["lightgbm"], again.test_scores["lightgbm"])
+
+
+QUICK = {"tuning_seconds": 1.0, "max_trials": 1, "n_folds": 3}
+
+
+@pytest.fixture(scope="module")
+def telco_champion():
+    """A champion trained on Telco with another seed: its fit rows cover most of any new test split."""
+    return train_lifecycle(telco_frame(), schema=TELCO_SCHEMA, config=TrainConfig(seed=1, **QUICK)).model
+
+
+def test_the_champion_is_compared_only_on_test_clients_it_never_trained_on(telco_champion):
+    frame = telco_frame()
+
+    outcome = train_lifecycle(frame, schema=TELCO_SCHEMA, config=TrainConfig(seed=2, **QUICK),
+                              champion=telco_champion)
+
+    # the champion's fit rows, from its seed's split: none of them may count in the comparison
+    champion_fit = set(frame["customerID"].iloc[split_rows(frame["Churn"].to_numpy(), 1).fit])
+    fresh = ~outcome.test_frame["customerID"].isin(champion_fit).to_numpy()
+    y, rows = outcome.test_labels, int(fresh.sum())
+    assert 200 <= rows < len(fresh)
+    compared = outcome.report["champion"]
+    assert compared["compared"] and compared["rows"] == rows and compared["positives"] == int(y[fresh].sum())
+    assert compared["excluded_rows_champion_trained_on"] == len(fresh) - rows
+    champion_scores = telco_champion.predict_proba_frame(outcome.test_frame)[fresh]
+    expected = {
+        "champion": classification_metrics(y[fresh], champion_scores, telco_champion.threshold_),
+        "challenger": classification_metrics(y[fresh], outcome.test_scores["lightgbm"][fresh], outcome.model.threshold_),
+    }
+    for model_name, metrics in expected.items():
+        assert compared[model_name] == {"pr_auc": pytest.approx(metrics["pr_auc"]), "recall": metrics["recall"]}
+    assert outcome.report["metrics"]["test"]["champion"]["rows"] == rows
+    assert "champion" not in outcome.test_scores  # the card's full-split charts do not mix in other rows
+    checks = {c["check"]: c["message"] for c in outcome.report["gate"]["checks"]}
+    assert f"on the {rows} test rows it never trained on" in checks["champion_pr_auc"]
+    assert f"vs champion {compared['champion']['pr_auc']:.3f}" in checks["champion_pr_auc"]
+
+
+def test_too_few_fresh_test_clients_skip_the_comparison_without_failing_the_gate(telco_champion):
+    # given a challenger trained only on clients the champion trained on: no unseen test row is left
+    frame = telco_frame()
+    seen = telco_champion.trained_on(frame["customerID"])
+    assert seen is not None
+
+    outcome = train_lifecycle(frame[seen], schema=TELCO_SCHEMA, config=TrainConfig(seed=2, **QUICK),
+                              champion=telco_champion)
+
+    compared = outcome.report["champion"]
+    assert not compared["compared"] and compared["rows"] == 0 and compared["champion"] is None
+    assert compared["note"].startswith("comparison with the champion skipped: only 0 of ")
+    assert "champion" not in outcome.report["metrics"]["test"]
+    champion_check = next(c for c in outcome.report["gate"]["checks"] if c["check"] == "champion")
+    assert champion_check == {"check": "champion", "passed": True, "message": compared["note"]}
+    assert not [reason for reason in outcome.report["gate"]["reasons"] if "champion" in reason]
