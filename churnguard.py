@@ -279,6 +279,13 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = command("ingest", "storage.commands:ingest", "Validate a CRM export and store it in one transaction.",
                      schema=True)
     ingest.add_argument("path", type=Path, help="CSV, .csv.gz or Parquet file")
+    events = ingest.add_argument_group("CRM event tables (default: a flat client table)")
+    events.add_argument("--kind", default=None, metavar="KIND",
+                        help="clients, subscriptions, purchases, tickets or usage")
+    events.add_argument("--mapping", type=Path, default=None, metavar="FILE.toml",
+                        help="column mapping file: [kind] canonical_field = \"column in the file\"")
+    events.add_argument("--map", dest="map_flags", default=None, metavar="FIELD=COLUMN,...",
+                        help="column mapping as flags, e.g. client_id=cust,timestamp=ts")
     command("schema", "storage.commands:show_schema", "Show the dataset schema remembered in storage.")
     command("status", "storage.commands:status", "Show what the store holds: batches, clients, models.")
 

@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
+    load_before = os.getloadavg()
     home = args.home or Path(tempfile.mkdtemp(prefix="churnguard-bench-bot-"))
     users = list(range(FIRST_USER, FIRST_USER + args.users))
     emulator = Emulator().start()
@@ -301,13 +302,17 @@ def main(argv: list[str] | None = None) -> int:
         ratio = f"{row['p99_ms'] / floor:.2f}" if floor and row["p99_ms"] is not None else "-"
         print(f"{row['phase']:<9} {row['answered']:>8} {row['errors']:>6} {row['p50_ms']!s:>8} {row['p90_ms']!s:>8} "
               f"{row['p99_ms']!s:>8} {row['max_ms']!s:>8} {row['throughput_rps']!s:>7} {ratio:>8}")
-    print()
+    print(f"\nmachine load average (1 min): {load_before[0]:.2f} before, {os.getloadavg()[0]:.2f} after "
+          f"({os.cpu_count()} CPUs); a busy machine shifts every number above")
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}  {name}")
     payload = {
         "benchmark": "bot /score round trip through the local Bot API emulator",
         "users": args.users, "requests_per_user": args.requests, "tuning_seconds": args.tuning_seconds,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                    # Other work on the machine shifts every number: record how busy it was.
+                    "load_average_1m_before": round(load_before[0], 2),
+                    "load_average_1m_after": round(os.getloadavg()[0], 2)},
         "phases": rows, "targets": {"p99_ratio_to_echo": P99_RATIO_TARGET, "p99_limit_ms": 1000 * P99_LIMIT_SECONDS},
         "checks": checks, "passed": all(checks.values()),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -120,7 +120,12 @@ class Services:
         from jobs.retrain_job import RetrainWorker
         from jobs.runner import JobRunner
 
-        self.runner = JobRunner(self.settings, self.db, self.notifier, services={"registry": self.registry})
+        from bot.training import process_trainer
+
+        # The registry is shared so the jobs' model cache is the scorer's; training runs in a
+        # child process so that it never holds this process's GIL (see bot/training.py).
+        self.runner = JobRunner(self.settings, self.db, self.notifier,
+                                services={"registry": self.registry, "trainer": process_trainer})
         self.retrain_worker = RetrainWorker(self.runner)
 
     async def start_scheduler(self) -> None:

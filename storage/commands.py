@@ -15,6 +15,7 @@ from sqlmodel import col, select
 from churnguard import emit
 from storage.clients import CLIENTS, client_counts, column_types
 from storage.db import Database
+from storage.errors import UserError
 from storage.ingest import NEGATIVE_LABEL_KEY, ingest_file
 from storage.readers import Limits
 from storage.schema import remembered_schema, schema_from_settings
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
 
 def ingest(args: argparse.Namespace, settings: Settings) -> int:
     """``churnguard ingest PATH``: validate the file and store it in one transaction."""
+    if getattr(args, "kind", None) is not None:
+        return ingest_event_table(args, settings)
+    if getattr(args, "mapping", None) is not None or getattr(args, "map_flags", None) is not None:
+        raise UserError("--mapping and --map describe an event table: add --kind (clients, subscriptions, "
+                        "purchases, tickets or usage)")
     schema, explicit = schema_from_settings(settings)
     db = Database(settings.database_url)
     try:
@@ -33,6 +39,22 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         db.dispose()
     emit(args, report.to_dict(), report.to_text())
+    return 0
+
+
+def ingest_event_table(args: argparse.Namespace, settings: Settings) -> int:
+    """``churnguard ingest PATH --kind KIND``: an event table, mapped to canonical fields."""
+    from storage.events.ingest import ingest_events
+    from storage.events.mapping import canonical_kind, resolve_mapping
+
+    kind = canonical_kind(args.kind)
+    mapping = resolve_mapping(kind, file=args.mapping, flags=args.map_flags)
+    db = Database(settings.database_url)
+    try:
+        report = ingest_events(db, args.path, kind=kind, mapping=mapping, limits=Limits.from_settings(settings))
+    finally:
+        db.dispose()
+    emit(args, report.as_dict(), report.summary())
     return 0
 
 
