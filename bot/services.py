@@ -117,10 +117,9 @@ class Services:
             self.scorer = open_scorer(self.db, self.settings, self.registry)
 
     def make_runner(self) -> None:
+        from bot.training import process_trainer
         from jobs.retrain_job import RetrainWorker
         from jobs.runner import JobRunner
-
-        from bot.training import process_trainer
 
         # The registry is shared so the jobs' model cache is the scorer's; training runs in a
         # child process so that it never holds this process's GIL (see bot/training.py).
