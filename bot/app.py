@@ -15,9 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Self
 
 from telegram import BotCommand, BotCommandScopeChat, BotCommandScopeDefault, Update
@@ -35,6 +34,7 @@ from telegram.ext import (
 from telegram.request import HTTPXRequest
 
 from bot.access import AccessList, Role
+from bot.emulator.ptb import PollingThread
 from bot.guard import gate, guard
 from bot.handlers import admin, alerts, drift, errors, model, scoring, start, subscribe, top, upload
 from bot.notifier import TelegramNotifier
@@ -255,68 +255,31 @@ async def running(application: ChurnGuardApp, *, poll_timeout: int = POLL_TIMEOU
                 await application.stop()
 
 
-class BotThread:
-    """The bot polling on its own event loop in a background thread.
+class BotThread(PollingThread):
+    """The ChurnGuard bot polling on its own event loop in a background thread.
 
     For synchronous callers that must keep their thread (the terminal chat reading stdin,
-    a benchmark or test that blocks while waiting for replies).  ``start`` returns once the
-    bot is set up and polling, and re-raises a start-up failure; ``stop`` shuts it down.
+    a benchmark or test that blocks while waiting for replies).  The thread mechanics are the
+    emulator's ``PollingThread``; only the start-up differs: ChurnGuard's ``running`` also
+    runs ``setup`` (database, command menus, scheduler), with longer time limits because an
+    empty store trains first.
     """
 
     def __init__(self, application: ChurnGuardApp, *, poll_timeout: int = POLL_TIMEOUT_SECONDS) -> None:
-        self.application = application
-        self.poll_timeout = poll_timeout
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-        self._ready = threading.Event()
-        self._failure: BaseException | None = None
-        self._thread = threading.Thread(target=self._main, name="churnguard-bot", daemon=True)
+        super().__init__(application, poll_timeout=poll_timeout)
+        self.application: ChurnGuardApp = application
 
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._serve())
-        except BaseException as error:
-            self._failure = error
-        finally:
-            self._ready.set()
-
-    async def _serve(self) -> None:
-        self.loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        async with running(self.application, poll_timeout=self.poll_timeout):
-            self._ready.set()
-            await self._stop.wait()
+    def serving(self) -> AbstractAsyncContextManager[Any]:
+        return running(self.application, poll_timeout=int(self.poll_timeout))
 
     def start(self, timeout: float = 120.0) -> Self:
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError(f"the bot did not start polling within {timeout} s")
-        if self._failure is not None:
-            raise self._failure
-        return self
-
-    def run(self, coroutine: Any, timeout: float = 60.0) -> Any:
-        """Run a coroutine on the bot's loop from this thread and return its result."""
-        if self.loop is None:
-            coroutine.close()
-            raise RuntimeError("the bot is not running")
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+        return super().start(timeout)
 
     def stop(self, timeout: float = 60.0) -> None:
-        loop, stop = self.loop, self._stop
-        if loop is not None and stop is not None and self._thread.is_alive():
-            loop.call_soon_threadsafe(stop.set)
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                raise RuntimeError(f"the bot did not stop within {timeout} s")
-        if self._failure is not None:
-            raise self._failure
+        super().stop(timeout)
 
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def run(self, coroutine: Any, timeout: float = 60.0) -> Any:
+        return super().run(coroutine, timeout)
 
 
 __all__ = ["BotThread", "ChurnGuardApp", "all_commands", "build_application", "command_menus", "publish_commands", "running", "setup"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Self, TypeVar
 
 from telegram.ext import Application, ApplicationBuilder
@@ -79,10 +79,18 @@ class PollingThread:
         finally:
             self._ready.set()
 
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop
+
+    def serving(self) -> AbstractAsyncContextManager[Any]:
+        """The context that starts and stops the bot; subclasses add their own set-up."""
+        return running(self.application, poll_timeout=self.poll_timeout)
+
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
-        async with running(self.application, poll_timeout=self.poll_timeout):
+        async with self.serving():
             self._ready.set()
             await self._stop.wait()
 
