@@ -90,6 +90,23 @@ def client_batches(db: Database, *, labelled: bool | None = None) -> list[Batch]
         return list(session.exec(query.order_by(col(Batch.id))).all())
 
 
+def monitoring_inputs(ctx: Any, *, nothing: str) -> tuple[Serving[ChurnModel], Schema, list[int]] | str:
+    """What the drift and performance jobs check: the serving champion, the schema and the
+    batches named in the run's params (default: the newest batch) — or why there is nothing
+    to check yet, as the text of a skipped run."""
+    serving = serving_or_none(registry_of(ctx.services, ctx.db, ctx.settings))
+    schema = schema_or_none(ctx.db, ctx.settings)
+    if serving is None or schema is None:
+        return f"no champion model yet: {nothing}"
+    batch_ids = [int(b) for b in ctx.params.get("batch_ids") or []]
+    if not batch_ids:
+        latest = latest_batch(ctx.db)
+        if latest is None or latest.id is None:
+            return "no client batch stored yet"
+        batch_ids = [latest.id]
+    return serving, schema, batch_ids
+
+
 def latest_batch(db: Database) -> Batch | None:
     batches = client_batches(db)
     return batches[-1] if batches else None

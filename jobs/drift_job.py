@@ -24,11 +24,8 @@ from jobs.alerts import AlertDraft
 from jobs.data import (
     batch_frame,
     get_batch,
-    latest_batch,
+    monitoring_inputs,
     outcomes_only,
-    registry_of,
-    schema_or_none,
-    serving_or_none,
 )
 from jobs.reports import DRIFT, store_report
 from jobs.runner import FollowUp, JobContext, JobResult
@@ -51,16 +48,10 @@ def drift_settings(settings: Any) -> DriftSettings:
 
 def run(ctx: JobContext) -> JobResult:
     db, settings = ctx.db, ctx.settings
-    serving = serving_or_none(registry_of(ctx.services, db, settings))
-    schema = schema_or_none(db, settings)
-    if serving is None or schema is None:
-        return JobResult("no champion model yet: nothing to compare with", outcome="skipped")
-    batch_ids = [int(b) for b in ctx.params.get("batch_ids") or []]
-    if not batch_ids:
-        latest = latest_batch(db)
-        if latest is None or latest.id is None:
-            return JobResult("no client batch stored yet", outcome="skipped")
-        batch_ids = [latest.id]
+    inputs = monitoring_inputs(ctx, nothing="nothing to compare with")
+    if isinstance(inputs, str):
+        return JobResult(inputs, outcome="skipped")
+    serving, schema, batch_ids = inputs
     model = serving.model
     reference = model.reference_frame()
     features = [c for c in model.raw_columns_ if c in reference.columns]

@@ -32,12 +32,9 @@ from jobs.data import (
     batch_frame,
     earlier_predictions,
     get_batch,
-    latest_batch,
+    monitoring_inputs,
     outcomes_only,
-    registry_of,
-    schema_or_none,
     score_batch,
-    serving_or_none,
     stored_batch_scores,
     trained_batches,
     version_threshold,
@@ -59,16 +56,10 @@ CONFIDENCE = 0.95
 
 def run(ctx: JobContext) -> JobResult:
     db, settings = ctx.db, ctx.settings
-    serving = serving_or_none(registry_of(ctx.services, db, settings))
-    schema = schema_or_none(db, settings)
-    if serving is None or schema is None:
-        return JobResult("no champion model yet: nothing to measure", outcome="skipped")
-    batch_ids = [int(b) for b in ctx.params.get("batch_ids") or []]
-    if not batch_ids:
-        latest = latest_batch(db)
-        if latest is None or latest.id is None:
-            return JobResult("no client batch stored yet", outcome="skipped")
-        batch_ids = [latest.id]
+    inputs = monitoring_inputs(ctx, nothing="nothing to measure")
+    if isinstance(inputs, str):
+        return JobResult(inputs, outcome="skipped")
+    serving, schema, batch_ids = inputs
     alerts: list[AlertDraft] = []
     checked: list[dict[str, Any]] = []
     lines: list[str] = []
