@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -340,7 +341,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from storage.errors import UserError
 
     try:
-        return _resolve(args.handler)(args, settings)
+        code = _resolve(args.handler)(args, settings)
+        sys.stdout.flush()  # a closed pipe must surface here, not in the interpreter's exit
+        return code
     except UserError as error:
         if getattr(args, "json", False):
             print(json.dumps({"error": str(error), **error.details}, indent=2, default=str, ensure_ascii=False))
@@ -348,6 +351,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `churnguard top --json | head` closed our stdout early: not an error of ours.
+        # Point stdout at devnull so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover
