@@ -47,11 +47,8 @@ def jobs(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def jobs_list(args: argparse.Namespace, settings: Settings) -> int:
-    db = _db(settings)
-    try:
+    with _db(settings) as db:
         views = schedule_table(db, settings)
-    finally:
-        db.dispose()
     lines = ["Job          Schedule (UTC)    Next run          Last run          Outcome"]
     for view in views:
         last = view.last_run
@@ -69,13 +66,10 @@ def jobs_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def jobs_run(args: argparse.Namespace, settings: Settings) -> int:
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    db = _db(settings)
-    runner = JobRunner(settings, db, notifier=None)
-    try:
+    with _db(settings) as db:
+        runner = JobRunner(settings, db, notifier=None)
         runner.check_name(args.name)
         reports = runner.run_sync(args.name, trigger="manual", wait_seconds=RUN_WAIT_SECONDS)
-    finally:
-        db.dispose()
     lines = []
     for report in reports:
         lines.append(f"{report.job}: {report.outcome} — {report.summary}")
@@ -89,11 +83,8 @@ def jobs_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def drift(args: argparse.Namespace, settings: Settings) -> int:
-    db = _db(settings)
-    try:
+    with _db(settings) as db:
         report = latest_report(db, "drift")
-    finally:
-        db.dispose()
     if report is None:
         message = "No drift report yet: the drift job runs after new data arrives (churnguard jobs run drift)."
         _emit(args, {"report": None, "message": message}, message)
@@ -111,11 +102,8 @@ def alerts(args: argparse.Namespace, settings: Settings) -> int:
     n = args.n
     if not 1 <= n <= MAX_ALERTS:
         raise UserError(f"-n must be between 1 and {MAX_ALERTS}, got {n}", n=n)
-    db = _db(settings)
-    try:
+    with _db(settings) as db:
         rows = recent_alerts(db, limit=n)
-    finally:
-        db.dispose()
     items = [alert_dict(row) for row in rows]
     if not items:
         text = "No alerts yet."

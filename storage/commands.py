@@ -33,11 +33,8 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError("--mapping and --map describe an event table: add --kind (clients, subscriptions, "
                         "purchases, tickets or usage)")
     schema, explicit = schema_from_settings(settings)
-    db = Database(settings.database_url)
-    try:
+    with Database(settings.database_url) as db:
         report = ingest_file(db, args.path, schema=schema, explicit=explicit, limits=Limits.from_settings(settings))
-    finally:
-        db.dispose()
     emit(args, report.to_dict(), report.to_text())
     return 0
 
@@ -49,11 +46,8 @@ def ingest_event_table(args: argparse.Namespace, settings: Settings) -> int:
 
     kind = canonical_kind(args.kind)
     mapping = resolve_mapping(kind, file=args.mapping, flags=args.map_flags)
-    db = Database(settings.database_url)
-    try:
+    with Database(settings.database_url) as db:
         report = ingest_events(db, args.path, kind=kind, mapping=mapping, limits=Limits.from_settings(settings))
-    finally:
-        db.dispose()
     emit(args, report.as_dict(), report.summary())
     return 0
 
@@ -80,11 +74,8 @@ def schema_summary(db: Database) -> dict[str, Any]:
 
 def show_schema(args: argparse.Namespace, settings: Settings) -> int:
     """``churnguard schema``: what the store remembers, or that nothing is remembered yet."""
-    db = Database(settings.database_url)
-    try:
+    with Database(settings.database_url) as db:
         payload = schema_summary(db)
-    finally:
-        db.dispose()
     schema = payload["schema"]
     if schema is None:
         text = (
@@ -133,11 +124,8 @@ def store_status(db: Database) -> dict[str, Any]:
 
 def status(args: argparse.Namespace, settings: Settings) -> int:
     """``churnguard status``: a one-screen summary of the store."""
-    db = Database(settings.database_url)
-    try:
+    with Database(settings.database_url) as db:
         payload = store_status(db)
-    finally:
-        db.dispose()
     last = payload["last_batch"]
     last_text = (f" (last: #{last['batch_id']} {last['source_name']}, {last['received_at']:%Y-%m-%d %H:%M} UTC)"
                  if last else "")

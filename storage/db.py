@@ -99,3 +99,10 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Commands open a store for one call; leaving the block closes its connections."""
+        self.dispose()

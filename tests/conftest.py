@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,20 @@ def drop_pg_schema(url: str) -> None:
     dsn = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextmanager
+def open_store(engine: str, sqlite_path: Path) -> Iterator[Database]:
+    """A ready store on ``engine``: a SQLite file at ``sqlite_path``, or a fresh PostgreSQL
+    schema that is dropped afterwards (skipped, or failed in CI, when no server answers)."""
+    url = f"sqlite:///{sqlite_path.as_posix()}" if engine == "sqlite" else pg_url_or_skip()
+    database = Database(url).create_schema()
+    try:
+        yield database
+    finally:
+        database.dispose()
+        if engine != "sqlite":
+            drop_pg_schema(url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -15,25 +15,13 @@ from sqlalchemy import delete
 from sqlmodel import SQLModel
 
 from storage.db import Database
-from tests.conftest import drop_pg_schema, pg_url_or_skip
+from tests.conftest import drop_pg_schema, open_store, pg_url_or_skip
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def module_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
-    if request.param == "sqlite":
-        path: Path = tmp_path_factory.mktemp("store") / "churnguard.db"
-        url = f"sqlite:///{path.as_posix()}"
-        database = Database(url).create_schema()
+    with open_store(request.param, tmp_path_factory.mktemp("store") / "churnguard.db") as database:
         yield database
-        database.dispose()
-        return
-    url = pg_url_or_skip()
-    database = Database(url).create_schema()
-    try:
-        yield database
-    finally:
-        database.dispose()
-        drop_pg_schema(url)
 
 
 def wipe(database: Database) -> None:
@@ -81,15 +69,5 @@ def scenario(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 @pytest.fixture
 def fresh_store(scenario, tmp_path: Path) -> Iterator[Database]:
     """An empty store on the scenario's engine (for tests that must not change the shared story)."""
-    if scenario.engine == "sqlite":
-        database = Database(f"sqlite:///{(tmp_path / 'fresh.db').as_posix()}").create_schema()
+    with open_store(scenario.engine, tmp_path / "fresh.db") as database:
         yield database
-        database.dispose()
-        return
-    url = pg_url_or_skip()
-    database = Database(url).create_schema()
-    try:
-        yield database
-    finally:
-        database.dispose()
-        drop_pg_schema(url)
