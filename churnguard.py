@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -71,6 +71,15 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("CHURNGUARD_IGNORE_COLUMNS")
     )
     no_history_rule: str = Field("tenure <= 0", validation_alias=_env("CHURNGUARD_NO_HISTORY_RULE"))
+
+    # --- event history (storage/events, model/event_source.py) ------------------------------
+    # "auto" trains on the flat client table when one with labels is stored, else on events.
+    training_source: Literal["auto", "clients", "events"] = Field(
+        "auto", validation_alias=_env("CHURNGUARD_TRAINING_SOURCE"))
+    churn_horizon_days: int = Field(30, ge=1, le=3650, validation_alias=_env("CHURNGUARD_CHURN_HORIZON_DAYS"))
+    observation_every: str = Field("month", validation_alias=_env("CHURNGUARD_OBSERVATION_EVERY"))
+    feature_windows: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [7, 30, 90], validation_alias=_env("CHURNGUARD_FEATURE_WINDOWS"))
 
     # --- ingestion limits ----------------------------------------------------------------
     max_file_mb: float = Field(500.0, gt=0, validation_alias=_env("CHURNGUARD_MAX_FILE_MB"))
@@ -160,6 +169,28 @@ class Settings(BaseSettings):
             raise ValueError("CHURNGUARD_SOURCE_URL and CHURNGUARD_SOURCE_QUERY must be set together")
         return value
     # --- end of jobs settings ------------------------------------------------------------------
+
+    @field_validator("observation_every")
+    @classmethod
+    def _every(cls, value: str) -> str:
+        text = value.strip().lower()
+        if text in ("month", "monthly", "m", "week", "weekly", "w", "day", "daily"):
+            return text
+        if text.endswith("d") and text[:-1].isdigit() and int(text[:-1]) > 0:
+            return text
+        raise ValueError("must be month, week, day or <N>d (e.g. 14d)")
+
+    @field_validator("feature_windows", mode="before")
+    @classmethod
+    def _windows(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("feature_windows")
+    @classmethod
+    def _windows_valid(cls, value: list[int]) -> list[int]:
+        if not value or any(w <= 0 or w > 3650 for w in value) or len(set(value)) != len(value):
+            raise ValueError("must be distinct whole numbers of days between 1 and 3650, e.g. 7,30,90")
+        return value
 
     @field_validator("admin_ids", "viewer_ids", "ignore_columns", mode="before")
     @classmethod
@@ -293,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = command("train", "model.commands:train", "Run the ML lifecycle on the stored labelled data.",
                     schema=True)
     train.add_argument("--seed", type=int, default=None, help="split and search seed (default: CHURNGUARD_SEED)")
+    train.add_argument("--source", choices=("auto", "clients", "events"), default=None,
+                       help="train on the client table or on the event history (default: CHURNGUARD_TRAINING_SOURCE)")
     report = command("report", "model.commands:report", "Print a model card summary and its path.")
     report.add_argument("version", nargs="?", help="model version (default: the champion)")
     command("models", "model.commands:models", "List model versions.")
@@ -301,11 +334,15 @@ def build_parser() -> argparse.ArgumentParser:
     command("rollback", "model.commands:rollback", "Return to the previous champion.")
     score = command("score", "model.commands:score", "Score one client with reasons.", schema=True)
     score.add_argument("client_id")
-    score.add_argument("--as-of", dest="as_of", default=None, help="date for event-based features (YYYY-MM-DD)")
+    as_of_help = ("event models only: compute features as of this date, YYYY-MM-DD[THH:MM] (default: now, or "
+                  "the end of the event data when that is earlier)")
+    score.add_argument("--as-of", dest="as_of", default=None, help=as_of_help)
     top = command("top", "model.commands:top", "List the highest-risk active clients.", schema=True)
     top.add_argument("-n", type=int, default=20, help="how many clients (default 20)")
-    command("score-all", "model.commands:score_all", "Score every stored client and store the predictions.",
-            schema=True)
+    top.add_argument("--as-of", dest="as_of", default=None, help=as_of_help)
+    score_all = command("score-all", "model.commands:score_all",
+                        "Score every stored client and store the predictions.", schema=True)
+    score_all.add_argument("--as-of", dest="as_of", default=None, help=as_of_help)
 
     command("run", "bot.commands:run", "Run the Telegram bot and the scheduler (sandbox without a token).",
             json_out=False)

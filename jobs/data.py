@@ -21,6 +21,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 
 from model.artifact import ChurnModel
+from model.event_source import is_event_model
 from model.registry import NoChampion, Registry, Serving
 from model.rules import parse_history_rule, risk_bands
 from model.service import open_registry, store_schema
@@ -98,6 +99,9 @@ def monitoring_inputs(ctx: Any, *, nothing: str) -> tuple[Serving[ChurnModel], S
     schema = schema_or_none(ctx.db, ctx.settings)
     if serving is None or schema is None:
         return f"no champion model yet: {nothing}"
+    if is_event_model(serving.model):
+        return (f"the champion {serving.version} is trained on event history, and these checks read client-table "
+                "batches: not monitored by this job")
     batch_ids = [int(b) for b in ctx.params.get("batch_ids") or []]
     if not batch_ids:
         latest = latest_batch(ctx.db)

@@ -33,6 +33,7 @@ from typing import Any
 from jobs.alerts import AlertDraft
 from jobs.data import batch_frame, registry_of, schema_or_none, score_batch, serving_or_none
 from jobs.runner import FollowUp, JobContext, JobResult
+from model.event_source import is_event_model
 from storage.errors import UserError
 from storage.ingest import IngestReport, ingest_file, ingest_frame
 from storage.readers import Limits
@@ -204,6 +205,8 @@ def _score_new(ctx: JobContext, batch_ids: list[int]) -> list[str]:
     schema = schema_or_none(ctx.db, ctx.settings)
     if serving is None or schema is None:
         return ["no champion yet, new batches not scored"]
+    if is_event_model(serving.model):
+        return [f"the champion {serving.version} scores event history, not client-table batches: not scored"]
     notes = []
     for batch_id in batch_ids:
         ctx.progress(f"scoring batch #{batch_id} with {serving.version}")

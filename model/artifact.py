@@ -67,6 +67,7 @@ class Contribution:
     feature: str
     value: Any
     effect: float
+    description: str | None = None  # plain words for the value, when the feature has them (event features)
 
 
 class ChurnModel:
@@ -128,8 +129,21 @@ class ChurnModel:
 
     def explain_record(self, record: Mapping[str, Any], top: int = 3) -> list[Contribution]:
         """The ``top`` features that moved this client's score most, strongest first."""
+        return self.score_and_explain_record(record, top)[1]
+
+    def score_and_explain_record(self, record: Mapping[str, Any], top: int = 3) -> tuple[float, list[Contribution]]:
+        """The calibrated probability and the ``top`` reasons from one LightGBM call.
+
+        ``pred_contrib`` returns each feature's share of the raw log-odds plus the bias, and
+        they sum to the raw score, so the probability needs no second pass through the trees
+        (one client's answer is on the bot's critical path)."""
         row = self.encoder_.transform_record(record)
-        contributions = np.asarray(self.booster_.predict(row, pred_contrib=True, num_threads=1))[0, :-1]
+        shares = np.asarray(self.booster_.predict(row, pred_contrib=True, num_threads=1))[0]
+        margin = float(shares.sum())
+        raw = 1.0 / (1.0 + math.exp(-margin)) if margin >= 0 else math.exp(margin) / (1.0 + math.exp(margin))
+        return self.calibrator_.transform_one(raw), self._reasons(record, shares[:-1], top)
+
+    def _reasons(self, record: Mapping[str, Any], contributions: np.ndarray, top: int) -> list[Contribution]:
         engineered = self.encoder_.engineered_values(record)
         reasons: list[Contribution] = []
         for name, effect in zip(self.feature_names_, contributions, strict=True):

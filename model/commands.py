@@ -34,6 +34,8 @@ def _audit(db: Database, action: str, detail: str, result: str = "ok") -> None:
 
 # ------------------------------------------------------------------------------------ train
 def train(args: argparse.Namespace, settings: Settings) -> int:
+    if getattr(args, "source", None):
+        settings = settings.model_copy(update={"training_source": args.source})
     db = _database(settings)
     quiet = getattr(args, "json", False)
 
@@ -188,24 +190,22 @@ def rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 # ---------------------------------------------------------------------------------- scoring
 def score(args: argparse.Namespace, settings: Settings) -> int:
-    if getattr(args, "as_of", None):
-        raise UserError("--as-of needs event-based features, which the current model does not use; "
-                        "score without --as-of")
     db = _database(settings)
-    result = open_scorer(db, settings).score_client(args.client_id)
+    result = open_scorer(db, settings).score_client(args.client_id, as_of=getattr(args, "as_of", None))
     emit(args, result.to_dict(), result.to_text())
     return 0
 
 
 def top(args: argparse.Namespace, settings: Settings) -> int:
     db = _database(settings)
-    results = open_scorer(db, settings).top(args.n)
+    results = open_scorer(db, settings).top(args.n, as_of=getattr(args, "as_of", None))
     payload = {"clients": [result.to_dict() for result in results], "count": len(results)}
     if not results:
         text = "No active clients to list (none stored, or all too new to score or already churned)."
     else:
+        when = f", features as of {results[0].as_of}" if results[0].as_of else ""
         lines = [f"Top {len(results)} active clients by churn risk (model {results[0].model_version}, "
-                 f"threshold {results[0].threshold:.1%}):"]
+                 f"threshold {results[0].threshold:.1%}{when}):"]
         for rank, result in enumerate(results, start=1):
             why = "; ".join(item["text"] for item in result.to_dict()["reasons"])
             lines.append(f"{rank:>3}. {result.client_id}  {result.probability:.1%}  {result.risk_band}  - {why}")
@@ -217,7 +217,7 @@ def top(args: argparse.Namespace, settings: Settings) -> int:
 
 def score_all(args: argparse.Namespace, settings: Settings) -> int:
     db = _database(settings)
-    run = open_scorer(db, settings).score_all()
+    run = open_scorer(db, settings).score_all(as_of=getattr(args, "as_of", None))
     emit(args, run.to_dict(), run.to_text())
     return 0
 

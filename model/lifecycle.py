@@ -39,7 +39,6 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
 
 from model.artifact import ChurnModel
 from model.baselines import fit_proba, logistic_baseline, majority_baseline, out_of_fold_proba
@@ -49,7 +48,7 @@ from model.config import TrainConfig
 from model.evaluation import classification_metrics
 from model.features import FeatureEncoder
 from model.gate import acceptance_gate
-from model.split import TEST_SHARE, VALIDATION_SHARE, split_rows
+from model.split import TEST_SHARE, VALIDATION_SHARE, cv_folds, split_rows
 from model.threshold import ThresholdChoice, choose_threshold, rule_description
 from model.tuning import fit_booster, out_of_fold_boosting, tune_lightgbm
 from storage.errors import UserError
@@ -111,8 +110,15 @@ def train_lifecycle(
     config: TrainConfig,
     champion: ChurnModel | None = None,
     progress: Callable[[str], None] | None = None,
+    group_column: str | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> TrainingOutcome:
-    """Train, evaluate and gate a churn model on the labelled ``frame`` (see the module docstring)."""
+    """Train, evaluate and gate a churn model on the labelled ``frame`` (see the module docstring).
+
+    ``group_column`` names the column whose rows belong together (the client of an event
+    frame with one row per client and observation date): the split and every cross-validation
+    fold then move whole clients, so test and out-of-fold scores are of clients never seen.
+    ``metadata`` is stored with the model (how its features are built, for scoring)."""
     started = time.perf_counter()
 
     def say(message: str) -> None:
@@ -122,7 +128,8 @@ def train_lifecycle(
     say("preparing data")
     labels = check_training_data(frame, schema)
     frame = frame.reset_index(drop=True)
-    split = split_rows(labels, config.seed)
+    groups = _groups(frame, group_column)
+    split = split_rows(labels, config.seed, groups)
     encoder = FeatureEncoder().fit(frame.iloc[split.train], schema)
     if not encoder.feature_names_:
         raise UserError("no usable feature columns: every column is the id, the label, ignored, empty or constant",
@@ -139,8 +146,9 @@ def train_lifecycle(
     tuning = tune_lightgbm(
         matrix[split.train], labels[split.train], categorical=categorical, seed=config.seed,
         seconds=config.tuning_seconds, max_trials=config.max_trials, n_folds=config.n_folds, progress=say,
+        groups=None if groups is None else groups[split.train],
     )
-    folds = list(StratifiedKFold(n_splits=config.n_folds, shuffle=True, random_state=config.seed).split(x_fit, y_fit))
+    folds = cv_folds(y_fit, config.n_folds, config.seed, None if groups is None else groups[fit_rows])
     oof_raw = out_of_fold_boosting(tuning.params, tuning.best_rounds, x_fit, y_fit, categorical, folds, progress=say)
 
     say("threshold")
@@ -162,6 +170,7 @@ def train_lifecycle(
         "lightgbm_version": lgb.__version__,
         "schema": schema.as_dict(),
         "training_rows": len(fit_rows),
+        **(metadata or {}),
     }
     model = ChurnModel(booster, encoder, calibrator, threshold, metadata=metadata)
     model.set_reference(frame.iloc[fit_rows], seed=config.seed)
@@ -228,6 +237,10 @@ def train_lifecycle(
                        "test": TEST_SHARE},
             "seed": config.seed,
             "stratified": True,
+            "grouped_by": group_column,
+            "clients": None if groups is None else {
+                name: len(np.unique(groups[part]))
+                for name, part in (("train", split.train), ("validation", split.validation), ("test", split.test))},
         },
         "metrics": {
             "test": test_metrics,
@@ -274,6 +287,17 @@ def train_lifecycle(
     say("done")
     return TrainingOutcome(model=model, report=_plain(report), test_frame=test_frame, test_labels=y_test,
                            test_scores=test_scores, thresholds=thresholds)
+
+
+def _groups(frame: pd.DataFrame, group_column: str | None) -> np.ndarray | None:
+    if group_column is None:
+        return None
+    if group_column not in frame.columns:
+        raise UserError(f"the training frame has no group column {group_column!r}", column=group_column)
+    groups = frame[group_column]
+    if bool(groups.isna().any()):
+        raise UserError(f"{int(groups.isna().sum())} training rows have no {group_column!r}", column=group_column)
+    return groups.astype(str).to_numpy()
 
 
 @dataclass

@@ -51,17 +51,34 @@ def format_value(value: object) -> str:
     return text if text else "empty"
 
 
-def direction(effect: float) -> str:
+def direction(effect: float, *, plural: bool = False) -> str:
     if effect > 0:
-        return "raises risk"
+        return "raise risk" if plural else "raises risk"
     if effect < 0:
-        return "lowers risk"
-    return "does not change risk"
+        return "lower risk" if plural else "lowers risk"
+    return "do not change risk" if plural else "does not change risk"
 
 
 def reason_text(contribution: ContributionLike) -> str:
-    """'Contract = Month-to-month raises risk'."""
-    return f"{contribution.feature} = {format_value(contribution.value)} {direction(float(contribution.effect))}"
+    """'Contract = Month-to-month raises risk'; with a plain-words description of an event
+    feature, '2 support tickets in the last 30 days raise risk'."""
+    effect = float(contribution.effect)
+    description = getattr(contribution, "description", None)
+    if description:
+        return f"{description} {direction(effect, plural=_plural_subject(description))}"
+    return f"{contribution.feature} = {format_value(contribution.value)} {direction(effect)}"
+
+
+def _plural_subject(text: str) -> bool:
+    """Whether a description's subject is plural ("2 tickets ...", "no open tickets",
+    "purchases up 40% ..."), for the verb that follows it."""
+    first = text.split(" ", 1)[0]
+    if first == "no":
+        return True
+    try:
+        return float(first.replace(",", "")) != 1
+    except ValueError:
+        return first.endswith("s") and not first.endswith("ss")
 
 
 def reason_dict(contribution: ContributionLike) -> dict[str, Any]:
@@ -96,6 +113,20 @@ def insufficient_history_text(client_id: str, rule: str) -> str:
     )
 
 
+def no_event_history_text(client_id: str, problem: str, as_of: str) -> str:
+    return (
+        f"Client {client_id} has no history to judge at {as_of}: {problem}. "
+        "Clients are scored once they have some history."
+    )
+
+
+def not_active_text(client_id: str, as_of: str) -> str:
+    return (
+        f"Client {client_id} is not an active client at {as_of}: no subscription covers that date (already "
+        "left, or not started yet). Only active clients are scored."
+    )
+
+
 def malformed_id_text(problem: str) -> str:
     return f"malformed client id: {problem}"
 
@@ -110,7 +141,9 @@ __all__ = [
     "format_value",
     "insufficient_history_text",
     "malformed_id_text",
+    "no_event_history_text",
     "no_model_text",
+    "not_active_text",
     "reason_dict",
     "reason_text",
     "unknown_client_text",

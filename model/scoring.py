@@ -7,8 +7,14 @@ stay fast; lists and batch runs go through the vectorised frame path in chunks.
 
 Statuses: ``scored``; ``insufficient_history`` when the configurable rule
 (``CHURNGUARD_NO_HISTORY_RULE``) says the record is too new to judge; ``unknown_client``
-when no record has the id.  A malformed id (empty, over 200 characters, control
+when no record has the id; ``not_active`` (event models only) when no subscription covers
+the scoring date, i.e. the client has already left or not yet started.  A malformed id (empty, over 200 characters, control
 characters) is an input error, not a status: it raises ``MalformedId``.
+
+A model trained on event history (model/event_source.py) is scored on features computed
+from the event store as of a date (``as_of``; by default the earlier of now and the end of
+the event data), on the columns recorded in the model, and its reasons are described in plain
+words ("2 support tickets in the last 30 days raise risk").
 
 "Active" clients (for ``top``) are the latest records that are not known to have left:
 a latest record labelled as churned (label 1) is a client who is already gone, so the
@@ -22,7 +28,8 @@ import logging
 import unicodedata
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -30,24 +37,37 @@ import pandas as pd
 from sqlalchemy import insert
 
 from model.artifact import ChurnModel, Contribution
+from model.event_source import (
+    GROUP_COLUMN,
+    MIN_TENURE_DAYS,
+    describe,
+    history_problem,
+    is_event_model,
+    model_spec,
+    scoring_date,
+)
 from model.reasons import (
     insufficient_history_text,
     malformed_id_text,
+    no_event_history_text,
+    not_active_text,
     reason_dict,
     reason_text,
     unknown_client_text,
 )
-from model.registry import Registry, Serving
+from model.registry import NoChampion, Registry, Serving
 from model.rules import HistoryRule, risk_band, risk_bands
 from storage.clients import get_latest, load_frame
 from storage.db import Database
 from storage.errors import UserError
+from storage.events.features import FeatureSpec, features_as_of, features_for_client, is_active
 from storage.schema import Schema, remembered_schema
 from storage.tables import Prediction, utcnow
 
 log = logging.getLogger(__name__)
 
 SCORED, INSUFFICIENT_HISTORY, UNKNOWN_CLIENT = "scored", "insufficient_history", "unknown_client"
+NOT_ACTIVE = "not_active"
 MAX_ID_LENGTH = 200
 MAX_TOP = 10_000
 CHUNK_ROWS = 50_000
@@ -88,6 +108,7 @@ class ScoreResult:
     reasons: tuple[Contribution, ...] = ()
     warnings: tuple[str, ...] = ()
     record_id: int | None = None
+    as_of: str | None = None
 
     @property
     def scored(self) -> bool:
@@ -105,6 +126,7 @@ class ScoreResult:
             "reasons": [reason_dict(item) for item in self.reasons],
             "message": self.message,
             "warnings": list(self.warnings),
+            "as_of": self.as_of,
         }
 
     def to_text(self) -> str:
@@ -116,6 +138,8 @@ class ScoreResult:
             f"({'flagged for contact' if self.flagged else 'not flagged'}; threshold {self.threshold:.1%}, "
             f"model {self.model_version})",
         ]
+        if self.as_of:
+            lines.append(f"Features as of {self.as_of}.")
         if self.reasons:
             lines.append("Main reasons:")
             lines += [f"  - {reason_text(item)}" for item in self.reasons]
@@ -175,9 +199,16 @@ class Scorer:
         self.schema = schema
 
     # ------------------------------------------------------------------ one client
-    def score_client(self, client_id: object, *, top: int = 3) -> ScoreResult:
-        """Score one stored client; ``top`` reasons (the bot asks for more to draw a chart)."""
+    def score_client(self, client_id: object, *, top: int = 3, as_of: object = None) -> ScoreResult:
+        """Score one stored client; ``top`` reasons (the bot asks for more to draw a chart).
+        ``as_of`` (a date) applies to models trained on event history only."""
         cid = clean_client_id(client_id)
+        serving = self._event_serving()
+        if serving is not None:
+            return self._score_event_client(cid, serving, as_of, top)
+        if as_of is not None:
+            raise UserError("--as-of needs a model trained on event history; the serving model uses the client "
+                            "table, which has no dates: score without --as-of", as_of=str(as_of))
         with self.db.session() as session:
             record = get_latest(session, cid)
         if record is None:
@@ -191,16 +222,23 @@ class Scorer:
 
     def _scored(
         self, cid: str, data: dict[str, Any], serving: Serving[ChurnModel], *, top: int,
-        record_id: int | None, probability: float | None = None,
+        record_id: int | None, probability: float | None = None, spec: FeatureSpec | None = None,
+        as_of: datetime | None = None,
     ) -> ScoreResult:
         model = serving.model
-        p = model.predict_proba_record(data) if probability is None else probability
+        if probability is None:
+            p, reasons = model.score_and_explain_record(data, top)
+        else:
+            p, reasons = probability, model.explain_record(data, top=top)
+        if spec is not None:
+            reasons = [replace(item, description=describe(item.feature, item.value, spec)) for item in reasons]
         threshold = serving.threshold
         band = risk_band(p, threshold)
         flagged = p >= threshold
         message = (
             f"Client {cid}: churn risk {p:.1%} ({band}); "
             + ("flagged for contact." if flagged else "not flagged.")
+            + (f" Features as of {as_of:%Y-%m-%d %H:%M}." if as_of is not None else "")
         )
         return ScoreResult(
             client_id=cid,
@@ -211,20 +249,27 @@ class Scorer:
             flagged=bool(flagged),
             threshold=float(threshold),
             model_version=serving.version,
-            reasons=tuple(model.explain_record(data, top=top)),
+            reasons=tuple(reasons),
             warnings=serving.problems,
             record_id=record_id,
+            as_of=None if as_of is None else f"{as_of:%Y-%m-%d %H:%M}",
         )
 
     # ------------------------------------------------------------------ many clients
-    def top(self, n: int = 20, *, reasons: int = 3) -> list[ScoreResult]:
+    def top(self, n: int = 20, *, reasons: int = 3, as_of: object = None) -> list[ScoreResult]:
         """The ``n`` active clients with the highest churn probability, riskiest first."""
         if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n > MAX_TOP:
             raise UserError(f"the number of clients must be between 1 and {MAX_TOP}, got {n!r}", n=n)
         serving = self.registry.serving()
-        frame, ids, labels = self._latest_frame()
-        keep = ~self._no_history(frame) & (labels != 1)
-        frame, ids = frame.loc[keep].reset_index(drop=True), ids[keep]
+        spec, moment = None, None
+        if is_event_model(serving.model):
+            spec, moment = model_spec(serving.model), scoring_date(self.db, as_of)
+            frame, ids = self._event_frame(spec, moment)
+        else:
+            self._refuse_as_of(as_of)
+            frame, ids, labels = self._latest_frame()
+            keep = ~self._no_history(frame) & (labels != 1)
+            frame, ids = frame.loc[keep].reset_index(drop=True), ids[keep]
         if frame.empty:
             return []
         probabilities = _predict_chunks(serving.model, frame)
@@ -233,18 +278,26 @@ class Scorer:
         records = frame.iloc[order].to_dict("records")
         return [
             self._scored(str(ids[i]), _clean_record(record), serving, top=reasons, record_id=None,
-                         probability=float(probabilities[i]))
+                         probability=float(probabilities[i]), spec=spec, as_of=moment)
             for i, record in zip(order, records, strict=True)
         ]
 
-    def score_all(self, *, run_id: str | None = None, chunk_rows: int = CHUNK_ROWS) -> BatchRun:
-        """Score every stored client (latest records) and store the predictions in one transaction,
-        so a run is either complete or absent."""
+    def score_all(self, *, run_id: str | None = None, chunk_rows: int = CHUNK_ROWS, as_of: object = None) -> BatchRun:
+        """Score every stored client (latest records; for an event model, the clients active
+        at the scoring date) and store the predictions in one transaction, so a run is either
+        complete or absent."""
         serving = self.registry.serving()
         run = run_id or f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-        frame, ids, _labels = self._latest_frame()
-        skip = self._no_history(frame)
-        frame, ids = frame.loc[~skip].reset_index(drop=True), ids[~skip]
+        if is_event_model(serving.model):
+            everyone, all_ids = self._event_frame(model_spec(serving.model), scoring_date(self.db, as_of),
+                                                  keep_new=True)
+            skip = self._event_no_history(everyone)
+            frame, ids = everyone.loc[~skip].reset_index(drop=True), all_ids[~skip]
+        else:
+            self._refuse_as_of(as_of)
+            frame, ids, _labels = self._latest_frame()
+            skip = self._no_history(frame)
+            frame, ids = frame.loc[~skip].reset_index(drop=True), ids[~skip]
         threshold = serving.threshold
         scored_at = utcnow()
         counts = {"high": 0, "medium": 0, "low": 0}
@@ -269,6 +322,53 @@ class Scorer:
                     session.execute(insert(Prediction), rows)
         log.info("score-all run %s: %d clients with model %s", run, len(frame), serving.version)
         return BatchRun(run, serving.version, len(frame), flagged_total, int(skip.sum()), counts, serving.problems)
+
+    # ------------------------------------------------------------------ event models
+    def _event_serving(self) -> Serving[ChurnModel] | None:
+        """The serving model when it is an event model; None otherwise or without a champion
+        (the client-table path then answers, including "unknown client" before any model)."""
+        try:
+            serving = self.registry.serving()
+        except NoChampion:
+            return None
+        return serving if is_event_model(serving.model) else None
+
+    def _score_event_client(self, cid: str, serving: Serving[ChurnModel], as_of: object, top: int) -> ScoreResult:
+        spec, moment = model_spec(serving.model), scoring_date(self.db, as_of)
+        when = f"{moment:%Y-%m-%d %H:%M}"
+        row = features_for_client(self.db, cid, moment, spec=spec)
+        if row is None:
+            return ScoreResult(cid, UNKNOWN_CLIENT, unknown_client_text(cid), as_of=when)
+        if not is_active(self.db, cid, moment):
+            return ScoreResult(cid, NOT_ACTIVE, not_active_text(cid, when), as_of=when)
+        problem = history_problem(row)
+        if problem is not None:
+            return ScoreResult(cid, INSUFFICIENT_HISTORY, no_event_history_text(cid, problem, when), as_of=when)
+        data = {key: value for key, value in row.items() if key != GROUP_COLUMN}
+        return self._scored(cid, data, serving, top=top, record_id=None, spec=spec, as_of=moment)
+
+    def _event_frame(self, spec: FeatureSpec, moment: datetime, *,
+                     keep_new: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
+        """Features of the clients active at ``moment`` (without those too new to judge,
+        unless ``keep_new``), with their ids apart."""
+        frame = features_as_of(self.db, moment, spec=spec)
+        if not keep_new:
+            frame = frame.loc[~self._event_no_history(frame)]
+        ids = frame[GROUP_COLUMN].astype(str).to_numpy()
+        return frame.drop(columns=[GROUP_COLUMN]).reset_index(drop=True), ids
+
+    @staticmethod
+    def _event_no_history(frame: pd.DataFrame) -> np.ndarray:
+        if "tenure_days" not in frame.columns:
+            return np.ones(len(frame), dtype=bool)
+        tenure = pd.to_numeric(frame["tenure_days"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        return np.asarray(np.isnan(tenure) | (tenure < MIN_TENURE_DAYS), dtype=bool)
+
+    @staticmethod
+    def _refuse_as_of(as_of: object) -> None:
+        if as_of is not None:
+            raise UserError("--as-of needs a model trained on event history; the serving model uses the client "
+                            "table, which has no dates", as_of=str(as_of))
 
     # ------------------------------------------------------------------ helpers
     def _latest_frame(self) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -362,6 +462,7 @@ def contribution_chart(result: ScoreResult, *, title: str | None = None) -> byte
 
 __all__ = [
     "INSUFFICIENT_HISTORY",
+    "NOT_ACTIVE",
     "SCORED",
     "UNKNOWN_CLIENT",
     "BatchRun",

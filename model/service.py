@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
+from sqlmodel import select
 
 from model.artifact import ChurnModel
 from model.card import CARD_FILE
 from model.config import TrainConfig
+from model.event_source import EVENT_SCHEMA, GROUP_COLUMN, SOURCES, event_training, has_event_clients, is_event_model
 from model.registry import NewVersion, NoChampion, Registry, VersionInfo
 from model.rules import parse_history_rule
 from model.scoring import Scorer
@@ -33,7 +35,7 @@ from storage.clients import load_frame
 from storage.db import Database
 from storage.errors import UserError
 from storage.schema import Schema, remembered_schema, resolve_schema, schema_from_settings
-from storage.tables import AuditLog
+from storage.tables import AuditLog, ClientRecord
 
 log = logging.getLogger(__name__)
 
@@ -145,22 +147,36 @@ def train_and_register(
     started = time.monotonic()
     say = progress or (lambda _message: None)
     registry = registry or open_registry(db, settings)
-    schema = store_schema(db, settings)
-    if schema is None:
-        raise UserError("no data stored yet: run churnguard ingest FILE with a labelled CRM export first")
     if config is None:
         config = TrainConfig.from_settings(settings, seed=seed)
     elif seed is not None:
         config = replace(config, seed=seed)
-    if frame is None:
-        say("loading the labelled clients")
-        frame = load_frame(db, schema, labelled_only=True)
-    if frame.empty:
-        raise UserError("no labelled clients stored: ingest a CRM export that has the label column "
-                        f"{schema.label_column!r}", label_column=schema.label_column)
+    group_column: str | None = None
+    metadata: dict[str, Any] = {}
+    if frame is None and training_source(db, settings) == "events":
+        say("building event features at each observation date")
+        events = event_training(db, horizon_days=int(getattr(settings, "churn_horizon_days", 30)),
+                                every=str(getattr(settings, "observation_every", "month")),
+                                windows=tuple(getattr(settings, "feature_windows", (7, 30, 90))))
+        frame, schema, group_column, metadata = events.frame, EVENT_SCHEMA, GROUP_COLUMN, events.metadata
+    else:
+        stored = store_schema(db, settings)
+        if stored is None:
+            raise UserError("no data stored yet: run churnguard ingest FILE with a labelled CRM export first")
+        schema = stored
+        if frame is None:
+            say("loading the labelled clients")
+            frame = load_frame(db, schema, labelled_only=True)
+        if frame.empty:
+            raise UserError("no labelled clients stored: ingest a CRM export that has the label column "
+                            f"{schema.label_column!r}", label_column=schema.label_column)
     champion = _current_champion(registry)
+    if champion is not None and is_event_model(champion.model) != (group_column is not None):
+        say("the champion uses other features (event history vs client table): no comparison")
+        champion = None
     outcome = train_lifecycle(frame, schema=schema, config=config,
-                              champion=champion.model if champion is not None else None, progress=progress)
+                              champion=champion.model if champion is not None else None, progress=progress,
+                              group_column=group_column, metadata=metadata)
     report: dict[str, Any] = dict(outcome.report)
     if champion is not None:
         report.setdefault("champion_compared", champion.version)
@@ -199,6 +215,24 @@ def train_and_register(
     return TrainResult(info.version, info.status, report, info, reasons)
 
 
+def training_source(db: Database, settings: object) -> str:
+    """"clients" or "events": the setting, or for "auto" the flat client table when labelled
+    clients are stored, else the event history when event clients are stored."""
+    source = str(getattr(settings, "training_source", "auto"))
+    if source not in SOURCES:
+        raise UserError(f"unknown training source {source!r}; use one of {', '.join(SOURCES)}", source=source)
+    if source != "auto":
+        if source == "events" and not has_event_clients(db):
+            raise UserError("CHURNGUARD_TRAINING_SOURCE is events but no event clients are stored: ingest a "
+                            "clients table first (churnguard ingest FILE --kind clients --mapping M.toml)")
+        return source
+    with db.session() as session:
+        flat = session.exec(select(ClientRecord.id).where(ClientRecord.label.is_not(None)).limit(1)).first()  # type: ignore[union-attr]
+    if flat is None and has_event_clients(db):
+        return "events"
+    return "clients"
+
+
 def _current_champion(registry: Registry[ChurnModel]) -> Any:
     try:
         return registry.serving()
@@ -220,4 +254,5 @@ __all__ = [
     "open_scorer",
     "store_schema",
     "train_and_register",
+    "training_source",
 ]

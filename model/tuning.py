@@ -27,7 +27,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import optuna
-from sklearn.model_selection import StratifiedKFold
+
+from model.split import cv_folds
 
 MAX_ROUNDS = 3000
 EARLY_STOPPING_ROUNDS = 60
@@ -148,10 +149,12 @@ def tune_lightgbm(
     max_trials: int,
     n_folds: int,
     progress: Callable[[str], None] | None = None,
+    groups: np.ndarray | None = None,
 ) -> TuningResult:
-    """Search LightGBM parameters within ``seconds`` (at most ``max_trials`` trials)."""
+    """Search LightGBM parameters within ``seconds`` (at most ``max_trials`` trials); with
+    ``groups`` the CV folds keep each client's rows together (``model.split.cv_folds``)."""
     started = time.perf_counter()
-    folds = list(StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x, y))
+    folds = cv_folds(y, n_folds, seed, groups)
     rounds: dict[int, int] = {}
     history: list[dict[str, Any]] = []
 

@@ -18,6 +18,11 @@ from churnguard import Settings
     ("CHURNGUARD_MAX_FILE_MB", "lots", "'lots'"),
     ("CHURNGUARD_LOG_LEVEL", "LOUD", "'LOUD'"),
     ("CHURNGUARD_OFFER_SUCCESS_RATE", "2", "'2'"),
+    ("CHURNGUARD_TRAINING_SOURCE", "crm", "'crm'"),
+    ("CHURNGUARD_CHURN_HORIZON_DAYS", "0", "'0'"),
+    ("CHURNGUARD_OBSERVATION_EVERY", "yearly", "'yearly'"),
+    ("CHURNGUARD_FEATURE_WINDOWS", "7,x", "'x'"),
+    ("CHURNGUARD_FEATURE_WINDOWS", "30,30", "'30,30'"),
 ])
 def test_invalid_value_is_one_line_naming_the_variable_and_exit_2(home, monkeypatch, capsys, variable, value,
                                                                    shown):
