@@ -32,6 +32,8 @@ from sqlmodel import col, select
 from jobs.data import registry_of
 from jobs.reports import RETRAIN, store_report
 from jobs.runner import JobContext, JobResult, JobRunner, RunReport
+from model.event_source import event_batch_ids
+from model.service import training_source
 from storage.clients import load_frame
 from storage.db import Database
 from storage.errors import UserError
@@ -68,19 +70,22 @@ def newest_version(db: Database) -> ModelVersion | None:
         return session.exec(select(ModelVersion).order_by(col(ModelVersion.id).desc())).first()
 
 
-def new_labels_since_last_training(db: Database) -> tuple[bool, str]:
-    """Whether labelled batches arrived that the newest model version was not trained on."""
-    labelled = labelled_batch_ids(db)
+def new_labels_since_last_training(db: Database, settings: Any = None) -> tuple[bool, str]:
+    """Whether labelled batches (or, for event training, event files: every new event can
+    settle an outcome) arrived that the newest model version was not trained on."""
+    events = settings is not None and training_source(db, settings) == "events"
+    labelled = event_batch_ids(db) if events else labelled_batch_ids(db)
     if not labelled:
-        return False, "no labelled data stored"
+        return False, "no event data stored" if events else "no labelled data stored"
     newest = newest_version(db)
     if newest is None:
         return True, "no model trained yet"
     seen = {int(b) for b in newest.batch_ids}
     fresh = [b for b in labelled if b not in seen and b > max(seen, default=0)]
     if not fresh:
-        return False, f"no labelled batch arrived since {newest.version} was trained"
-    return True, f"labelled batch(es) {', '.join(f'#{b}' for b in fresh)} arrived since {newest.version}"
+        return False, f"no {'event' if events else 'labelled'} batch arrived since {newest.version} was trained"
+    return True, (f"{'event' if events else 'labelled'} batch(es) {', '.join(f'#{b}' for b in fresh)} arrived "
+                  f"since {newest.version}")
 
 
 def window_batches(db: Database, window: int) -> list[int] | None:
@@ -113,7 +118,8 @@ def run(ctx: JobContext) -> JobResult:
     db, settings = ctx.db, ctx.settings
     trigger = ctx.trigger
     actor = str(ctx.params.get("actor") or ("system" if trigger != "manual" else "cli"))
-    if not labelled_batch_ids(db):
+    events = training_source(db, settings) == "events"
+    if not events and not labelled_batch_ids(db):
         return JobResult("no labelled data stored yet: ingest a CRM export with the label column first",
                          outcome="skipped")
     if trigger in AUTOMATIC:
@@ -121,7 +127,7 @@ def run(ctx: JobContext) -> JobResult:
         if kind not in settings.retrain_on:
             return JobResult(f"retrain on {kind} is off (CHURNGUARD_RETRAIN_ON={','.join(settings.retrain_on)})",
                              outcome="skipped")
-        due, why = new_labels_since_last_training(db)
+        due, why = new_labels_since_last_training(db, settings)
         if not due:
             return JobResult(f"nothing new to learn from: {why}", outcome="skipped", details={"reason": why})
     else:
@@ -130,8 +136,8 @@ def run(ctx: JobContext) -> JobResult:
     before = registry.champion()
     trainer: Trainer = ctx.services.get("trainer") or default_trainer
     kwargs: dict[str, Any] = {"actor": actor, "progress": ctx.progress, "registry": registry}
-    window = window_batches(db, int(settings.retrain_window_batches))
-    window_note = "all labelled data"
+    window = None if events else window_batches(db, int(settings.retrain_window_batches))
+    window_note = "the event history at every observation date" if events else "all labelled data"
     if window is not None:
         window_note = f"the newest {len(window)} labelled batch(es): {', '.join(f'#{b}' for b in window)}"
         if "frame" in _parameters(trainer):

@@ -24,21 +24,33 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlmodel import col, select
 
 from storage.db import Database
 from storage.errors import UserError
 from storage.events.features import CLIENTS, FeatureSpec, feature_description, from_epoch, to_epoch
 from storage.events.labels import GROUP_COLUMN, data_end, training_frame
 from storage.schema import Schema
+from storage.tables import Batch
 
 FEATURES_KIND = "events"
 LABEL_COLUMN = "label"
 AS_OF_COLUMN = "as_of"
 EVENT_SCHEMA = Schema(GROUP_COLUMN, LABEL_COLUMN, "1", (AS_OF_COLUMN,))
 SOURCES = ("auto", "clients", "events")
+EVENT_BATCH_PREFIX = "events."  # storage.events.ingest.batch_kind
 # A client who joined less than this before the scoring date has no behaviour to judge yet.
 MIN_TENURE_DAYS = 1.0
+
+
+def event_batch_ids(db: Database) -> list[int]:
+    """The stored event batches (every event table file), oldest first: what an event model
+    learns from, and what tells the retrain job that something new arrived."""
+    with db.session() as session:
+        rows = session.exec(select(Batch.id).where(col(Batch.kind).startswith(EVENT_BATCH_PREFIX))
+                            .order_by(col(Batch.id))).all()
+    return [int(r) for r in rows if r is not None]
 
 
 def has_event_clients(db: Database) -> bool:
@@ -58,6 +70,7 @@ def event_training(db: Database, *, horizon_days: int, every: str, windows: Sequ
     """Rows (client, observation date) with their features and labels, plus the metadata
     (``features: events``, spec, horizon) that scoring needs."""
     frame = training_frame(db, horizon_days=horizon_days, every=every, windows=windows)
+    frame.attrs["batch_ids"] = event_batch_ids(db)
     attrs = dict(frame.attrs)
     metadata = {
         "features": FEATURES_KIND,
@@ -129,6 +142,7 @@ __all__ = [
     "SOURCES",
     "EventTraining",
     "describe",
+    "event_batch_ids",
     "event_training",
     "has_event_clients",
     "history_problem",
