@@ -10,6 +10,10 @@ consequence of feature drift, and the performance job watches what it means for 
 
 A model feature missing from the batch is compared as all-missing — a column that vanished
 from the CRM export is drift, not a crash.
+
+A champion trained on event history has no batches to compare: the job then computes its
+features for the clients active at the scoring date (now, or the end of the event data) and
+compares those with the observation-date rows it learnt from.
 """
 
 from __future__ import annotations
@@ -26,12 +30,19 @@ from jobs.data import (
     get_batch,
     monitoring_inputs,
     outcomes_only,
+    registry_of,
+    serving_or_none,
 )
 from jobs.reports import DRIFT, store_report
 from jobs.runner import FollowUp, JobContext, JobResult
+from model.artifact import ChurnModel
+from model.event_source import is_event_model, model_spec, scoring_date
 from model.features import level_key
 from model.monitoring.charts import drift_chart
 from model.monitoring.drift import DriftReport, DriftSettings, detect_drift
+from model.registry import Serving
+from model.scoring import Scorer
+from storage.events.features import features_as_of
 
 log = logging.getLogger("churnguard.jobs")
 
@@ -46,16 +57,39 @@ def drift_settings(settings: Any) -> DriftSettings:
     )
 
 
+def compare_with_reference(model: ChurnModel, features_frame: pd.DataFrame,
+                           config: DriftSettings) -> tuple[DriftReport, list[str]]:
+    """Drift of ``features_frame`` against the model's training reference, and the model
+    features the frame lacks (compared as all-missing)."""
+    reference = model.reference_frame()
+    features = [c for c in model.raw_columns_ if c in reference.columns]
+    kinds: dict[str, Any] = {c: model.train_columns_types_[c] for c in features}
+    current = features_frame.copy()
+    absent = [c for c in features if c not in current.columns]
+    for column in absent:
+        current[column] = np.nan if kinds[column] == "numeric" else pd.Series([None] * len(current), dtype=object)
+    for column in features:  # the model's own spelling of levels, as in its reference sample
+        if kinds[column] == "categorical":
+            current[column] = pd.Series([level_key(v) for v in current[column].tolist()], dtype=object)
+    current_scores = model.predict_proba_frame(current) if len(current) else np.empty(0)
+    report = detect_drift(
+        reference[features], current[features], features=features, importances=model.importances_,
+        kinds=kinds, reference_scores=reference["score"].to_numpy(dtype=float) if "score" in reference else None,
+        current_scores=current_scores if "score" in reference else None, settings=config,
+    )  # fmt: skip
+    return report, absent
+
+
 def run(ctx: JobContext) -> JobResult:
     db, settings = ctx.db, ctx.settings
+    serving = serving_or_none(registry_of(ctx.services, db, settings))
+    if serving is not None and is_event_model(serving.model):
+        return run_on_events(ctx, serving)
     inputs = monitoring_inputs(ctx, nothing="nothing to compare with")
     if isinstance(inputs, str):
         return JobResult(inputs, outcome="skipped")
     serving, schema, batch_ids = inputs
     model = serving.model
-    reference = model.reference_frame()
-    features = [c for c in model.raw_columns_ if c in reference.columns]
-    kinds: dict[str, Any] = {c: model.train_columns_types_[c] for c in features}
     config = drift_settings(settings)
     alerts: list[AlertDraft] = []
     checked: list[dict[str, Any]] = []
@@ -69,19 +103,7 @@ def run(ctx: JobContext) -> JobResult:
             continue
         ctx.progress(f"checking batch #{batch_id} against {serving.version}'s reference")
         frame = batch_frame(db, schema, batch_id)
-        current = frame.features.copy()
-        absent = [c for c in features if c not in current.columns]
-        for column in absent:
-            current[column] = np.nan if kinds[column] == "numeric" else pd.Series([None] * len(current), dtype=object)
-        for column in features:  # the model's own spelling of levels, as in its reference sample
-            if kinds[column] == "categorical":
-                current[column] = pd.Series([level_key(v) for v in current[column].tolist()], dtype=object)
-        current_scores = model.predict_proba_frame(current) if len(current) else np.empty(0)
-        report = detect_drift(
-            reference[features], current[features], features=features, importances=model.importances_,
-            kinds=kinds, reference_scores=reference["score"].to_numpy(dtype=float) if "score" in reference else None,
-            current_scores=current_scores if "score" in reference else None, settings=config,
-        )  # fmt: skip
+        report, absent = compare_with_reference(model, frame.features, config)
         text = report.to_text()
         if absent:
             text += f"\nMissing from the batch (compared as empty): {', '.join(absent)}"
@@ -105,7 +127,39 @@ def run(ctx: JobContext) -> JobResult:
     )
 
 
-def _alert(report: DriftReport, text: str, version: str, batch_id: int, source: str, report_id: int) -> AlertDraft:
+def run_on_events(ctx: JobContext, serving: Serving[ChurnModel]) -> JobResult:
+    """Drift of an event champion's features: the clients active at the scoring date (now,
+    or the end of the event data), computed as the model computes them, against the
+    observation-date rows it was trained on."""
+    db, settings = ctx.db, ctx.settings
+    model = serving.model
+    moment = scoring_date(db)
+    when = f"{moment:%Y-%m-%d %H:%M}"
+    ctx.progress(f"computing event features as of {when}")
+    frame = features_as_of(db, moment, spec=model_spec(model))
+    frame = frame.loc[~Scorer.event_no_history(frame)].reset_index(drop=True)
+    report, absent = compare_with_reference(model, frame.drop(columns=["client_id"]), drift_settings(settings))
+    text = report.to_text()
+    body = {**report.to_dict(), "text": text, "batch_id": None, "as_of": moment.isoformat(),
+            "source_name": f"event features as of {when}", "model_version": serving.version,
+            "missing_columns": absent}
+    report_id = store_report(db, DRIFT, body, model_version=serving.version)
+    alerts = []
+    if report.verdict == "drift":
+        alerts.append(_alert(report, text, serving.version, None, f"event features as of {when}", report_id))
+    follow_ups = [FollowUp("retrain", "drift", {})] if alerts and "drift" in settings.retrain_on else []
+    return JobResult(
+        summary=f"drift vs {serving.version}: event features as of {when}: {report.verdict.replace('_', ' ')}",
+        details={"model_version": serving.version, "checked": [
+            {"as_of": moment.isoformat(), "report_id": report_id, "verdict": report.verdict,
+             "drifted_share": report.drifted_share, "drifted": [r.feature for r in report.drifted_features]}]},
+        alerts=alerts,
+        follow_ups=follow_ups,
+    )
+
+
+def _alert(report: DriftReport, text: str, version: str, batch_id: int | None, source: str,
+           report_id: int) -> AlertDraft:
     threshold = report.settings.drifted_share
     severity = "critical" if report.drifted_share >= min(1.0, 2 * threshold) or report.score_drifted else "warning"
     drifted = report.drifted_features
@@ -118,7 +172,7 @@ def _alert(report: DriftReport, text: str, version: str, batch_id: int, source: 
         kind="drift",
         severity=severity,
         condition=version,
-        title=f"Data drift in batch #{batch_id} ({source})",
+        title=f"Data drift in batch #{batch_id} ({source})" if batch_id is not None else f"Data drift in the {source}",
         text=text,
         figures={
             "batch_id": batch_id,

@@ -16,14 +16,19 @@ For each checked batch (by default the latest; after an ingest, each new batch):
 A batch nobody scored on arrival (e.g. stored with ``churnguard ingest``) is scored now by
 the champion, provided the champion did not learn from it.  Every check is stored as a
 "performance" report.
+
+A champion trained on event history is measured on the newest observation date whose
+outcome is known and that it never trained on (``run_on_events``).
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from jobs.alerts import AlertDraft
 from jobs.data import (
@@ -34,13 +39,17 @@ from jobs.data import (
     get_batch,
     monitoring_inputs,
     outcomes_only,
+    registry_of,
     score_batch,
+    serving_or_none,
     stored_batch_scores,
     trained_batches,
     version_threshold,
 )
 from jobs.reports import PERFORMANCE, reports, store_report
 from jobs.runner import FollowUp, JobContext, JobResult
+from model.artifact import ChurnModel
+from model.event_source import is_event_model, model_spec
 from model.monitoring.charts import RecallPoint, recall_chart
 from model.monitoring.performance import (
     EstimatedPerformance,
@@ -48,6 +57,10 @@ from model.monitoring.performance import (
     estimate_performance,
     realised_performance,
 )
+from model.registry import Serving
+from model.scoring import Scorer
+from storage.events.features import features_as_of
+from storage.events.labels import data_end, labels_as_of, observation_dates
 from storage.tables import Batch
 
 log = logging.getLogger("churnguard.jobs")
@@ -56,6 +69,9 @@ CONFIDENCE = 0.95
 
 def run(ctx: JobContext) -> JobResult:
     db, settings = ctx.db, ctx.settings
+    serving = serving_or_none(registry_of(ctx.services, db, settings))
+    if serving is not None and is_event_model(serving.model):
+        return run_on_events(ctx, serving)
     inputs = monitoring_inputs(ctx, nothing="nothing to measure")
     if isinstance(inputs, str):
         return JobResult(inputs, outcome="skipped")
@@ -185,18 +201,28 @@ def _recall_alert(
     ctx: JobContext, realised: RealisedPerformance, batch: Batch, version: str, threshold: float | None,
     report_id: int, source: str,
 ) -> AlertDraft:
+    return recall_alert(ctx, realised, version=version, threshold=threshold, report_id=report_id,
+                        when=batch.received_at, batch_id=batch.id, short=f"batch #{batch.id}",
+                        long=f"{batch.source_name} (batch #{batch.id}, {source})")
+
+
+def recall_alert(
+    ctx: JobContext, realised: RealisedPerformance, *, version: str, threshold: float | None, report_id: int,
+    when: datetime, batch_id: int | None, short: str, long: str,
+) -> AlertDraft:
+    """The ``recall`` alert: ``short`` names what was measured in the title, ``long`` in the text."""
     assert realised.recall is not None and realised.recall_low is not None and realised.recall_high is not None
     confidently_low = realised.recall_high < realised.target
-    point = RecallPoint.from_realised(batch.received_at, realised)
+    point = RecallPoint.from_realised(when, realised)
     return AlertDraft(
         kind="recall",
         severity="critical" if confidently_low else "warning",
         condition=version,
-        title=f"Recall {realised.recall:.2f} below target {realised.target:.2f} on batch #{batch.id}",
-        text=(f"Model {version} on {batch.source_name} (batch #{batch.id}, {source}): {realised.message}"
+        title=f"Recall {realised.recall:.2f} below target {realised.target:.2f} on {short}",
+        text=(f"Model {version} on {long}: {realised.message}"
               + (" The whole confidence interval is below the target." if confidently_low else "")),
         figures={
-            "batch_id": batch.id, "report_id": report_id, "model_version": version, "threshold": threshold,
+            "batch_id": batch_id, "report_id": report_id, "model_version": version, "threshold": threshold,
             "recall": realised.recall, "recall_ci": [realised.recall_low, realised.recall_high],
             "confidence": realised.confidence, "target": realised.target, "churners": realised.n_churners,
             "caught": realised.true_positives, "missed": realised.n_churners - realised.true_positives,
@@ -230,4 +256,59 @@ def _early_warning(
         level=estimated.target - estimated.recall,
         worse_by=0.02,
         chart_png=_chart(ctx, version, point, estimated.target),
+    )
+
+
+# ------------------------------------------------------------------------------ event models
+def run_on_events(ctx: JobContext, serving: Serving[ChurnModel]) -> JobResult:
+    """Realised recall of an event champion on the newest observation date it never trained on.
+
+    Features as of D use only events before D, so scoring D today gives exactly the score the
+    model would have given at D: no prediction has to be stored in advance.  What must hold
+    is that the outcome is known (D + horizon within the data) and that D is after the dates
+    the model learnt from; the newest such date is measured."""
+    db, settings = ctx.db, ctx.settings
+    model = serving.model
+    horizon = int(model.metadata_.get("horizon_days", settings.churn_horizon_days))
+    trained = [pd.Timestamp(d) for d in model.metadata_.get("observation_dates", [])]
+    end = data_end(db)
+    if end is None:
+        return JobResult("no event data stored: nothing to measure", outcome="skipped")
+    settled = end - timedelta(days=horizon)
+    start = (max(trained) + timedelta(days=1)) if trained else settled
+    every = str(model.metadata_.get("observation_every", settings.observation_every))
+    dates = [d for d in observation_dates(start, settled, every)] if start <= settled else []
+    if not dates:
+        last = f"{max(trained):%Y-%m-%d}" if trained else "unknown"
+        return JobResult(
+            f"no observation date after {serving.version}'s last training date ({last}) has a known "
+            f"{horizon}-day outcome yet (event data to {end:%Y-%m-%d}): nothing to measure", outcome="skipped")
+    moment = dates[-1]
+    ctx.progress(f"measuring {serving.version} as of {moment:%Y-%m-%d}")
+    frame = features_as_of(db, moment, spec=model_spec(model))
+    frame = frame.loc[~Scorer.event_no_history(frame)].reset_index(drop=True)
+    ids = frame["client_id"].astype(str).tolist()
+    probabilities = model.predict_proba_frame(frame.drop(columns=["client_id"])) if ids else np.empty(0)
+    labels = labels_as_of(db, moment, horizon_days=horizon, client_ids=ids).to_numpy(dtype=float)
+    flagged = probabilities >= serving.threshold
+    realised = realised_performance(labels, probabilities, flagged, target=settings.recall_target,
+                                    min_churners=settings.min_churners, confidence=CONFIDENCE)
+    when = f"{moment:%Y-%m-%d}"
+    source = f"event features as of {when}, outcomes within {horizon} days"
+    body = {"as_of": moment.isoformat(), "model_version": serving.version, "threshold": serving.threshold,
+            "predictions": source, "n_records": len(ids), "n_scored": len(ids), "realised": realised.to_dict(),
+            "estimated": None, "text": realised.to_text()}
+    report_id = store_report(db, PERFORMANCE, body, model_version=serving.version)
+    alerts = []
+    if realised.alert:
+        alerts.append(recall_alert(ctx, realised, version=serving.version, threshold=serving.threshold,
+                                   report_id=report_id, when=moment, batch_id=None, short=f"clients as of {when}",
+                                   long=f"the clients active on {when} ({source})"))
+    follow_ups = [FollowUp("retrain", "recall", {})] if alerts and "recall" in settings.retrain_on else []
+    return JobResult(
+        summary=f"{serving.version} as of {when}: " + realised.to_text().replace("\n", " "),
+        details={"checked": [{"as_of": moment.isoformat(), "report_id": report_id, "model_version": serving.version,
+                              "realised": realised.status, "recall": realised.recall}]},
+        alerts=alerts,
+        follow_ups=follow_ups,
     )

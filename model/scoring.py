@@ -291,7 +291,7 @@ class Scorer:
         if is_event_model(serving.model):
             everyone, all_ids = self._event_frame(model_spec(serving.model), scoring_date(self.db, as_of),
                                                   keep_new=True)
-            skip = self._event_no_history(everyone)
+            skip = self.event_no_history(everyone)
             frame, ids = everyone.loc[~skip].reset_index(drop=True), all_ids[~skip]
         else:
             self._refuse_as_of(as_of)
@@ -353,12 +353,13 @@ class Scorer:
         unless ``keep_new``), with their ids apart."""
         frame = features_as_of(self.db, moment, spec=spec)
         if not keep_new:
-            frame = frame.loc[~self._event_no_history(frame)]
+            frame = frame.loc[~self.event_no_history(frame)]
         ids = frame[GROUP_COLUMN].astype(str).to_numpy()
         return frame.drop(columns=[GROUP_COLUMN]).reset_index(drop=True), ids
 
     @staticmethod
-    def _event_no_history(frame: pd.DataFrame) -> np.ndarray:
+    def event_no_history(frame: pd.DataFrame) -> np.ndarray:
+        """Rows of an event feature frame too new to judge (no tenure, or under a day)."""
         if "tenure_days" not in frame.columns:
             return np.ones(len(frame), dtype=bool)
         tenure = pd.to_numeric(frame["tenure_days"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)

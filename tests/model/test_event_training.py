@@ -13,8 +13,6 @@ import contextlib
 import io
 import json
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -22,58 +20,25 @@ import pytest
 from sqlmodel import select
 
 from churnguard import Settings, main
-from model.artifact import ChurnModel
 from model.event_source import EVENT_SCHEMA, is_event_model, model_spec, scoring_date
-from model.registry import Registry
-from model.scoring import INSUFFICIENT_HISTORY, NOT_ACTIVE, SCORED, UNKNOWN_CLIENT, Scorer
-from model.service import TrainResult, open_registry, open_scorer, train_and_register, training_source
-from storage.db import Database
+from model.scoring import INSUFFICIENT_HISTORY, NOT_ACTIVE, SCORED, UNKNOWN_CLIENT
+from model.service import open_registry, open_scorer, train_and_register, training_source
 from storage.errors import UserError
 from storage.events.features import features_as_of
-from storage.events.ingest import ingest_events
 from storage.events.labels import data_end
-from storage.events.mapping import load_mapping_file
-from storage.events.sample import KIND_FILES, SAMPLE_DIR
 from storage.tables import Prediction
 from tests.conftest import open_store
 from tests.model import trained_store
+from tests.model.event_store import EventStore, ingest_sample, trained_event_store
 from tests.model.trained_store import quick_config
 
 KINDS = ("clients", "subscriptions", "purchases", "tickets", "usage")
 AS_OF = "2025-06-01"
 
 
-@dataclass
-class EventStore:
-    db: Database
-    settings: Settings
-    registry: Registry[ChurnModel]
-    result: TrainResult
-
-    def scorer(self) -> Scorer:
-        return open_scorer(self.db, self.settings, self.registry)
-
-
-def ingest_sample(db: Database) -> None:
-    for kind in KINDS:
-        ingest_events(db, SAMPLE_DIR / KIND_FILES[kind], kind=kind,
-                      mapping=load_mapping_file(SAMPLE_DIR / "mapping.toml", kind), now=datetime(2030, 1, 1))
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventStore]:
-    folder = tmp_path_factory.mktemp(f"events-{request.param}")
-    with open_store(request.param, folder / "churnguard.db") as db:
-        ingest_sample(db)
-        settings = Settings(home=folder / "home", database_url=db.url, training_source="events")
-        registry = open_registry(db, settings)
-        result = train_and_register(db, settings, registry=registry, config=quick_config(seed=3), actor="test")
-        if result.status != "champion":
-            # The 300-client sample is small: with one tuning trial LightGBM can lose to the logistic
-            # baseline on PR-AUC, and the gate rightly refuses it.  Scoring is what is tested here,
-            # so an admin's override (promote) makes it serve anyway.
-            registry.promote(result.version, actor="test")
-        yield EventStore(db, settings, registry, result)
+def store(request: pytest.FixtureRequest) -> EventStore:
+    return trained_event_store(request.param)
 
 
 # ---------------------------------------------------------------------------------- training
