@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -45,13 +45,20 @@ def latest_records(session: Session, client_ids: Iterable[str] | None = None) ->
     return sorted(found, key=lambda record: order[record.client_id])
 
 
+# Built once: every /score runs this lookup, and building and hashing the statement each time
+# cost as much as running it.  The id is a bound parameter, so SQLAlchemy's compiled cache
+# serves every call.
+_LATEST_OF_ONE = (
+    select(ClientRecord)
+    .where(col(ClientRecord.client_id) == bindparam("client_id"), col(ClientRecord.is_latest).is_(True))
+    .order_by(col(ClientRecord.id).desc())
+    .limit(1)
+)
+
+
 def get_latest(session: Session, client_id: str) -> ClientRecord | None:
     """The current record of one client, or None when the store never saw this id."""
-    return session.exec(
-        select(ClientRecord)
-        .where(ClientRecord.client_id == str(client_id), col(ClientRecord.is_latest).is_(True))
-        .order_by(col(ClientRecord.id).desc())
-    ).first()
+    return session.exec(_LATEST_OF_ONE, params={"client_id": str(client_id)}).first()
 
 
 def column_types(db: Database, batch_ids: Iterable[int] | None = None) -> dict[str, str]:
@@ -62,7 +69,7 @@ def column_types(db: Database, batch_ids: Iterable[int] | None = None) -> dict[s
     query = select(Batch).where(Batch.kind == CLIENTS).order_by(col(Batch.id))
     if batch_ids is not None:
         query = query.where(col(Batch.id).in_(list(batch_ids)))
-    with db.session() as session:
+    with db.read_session() as session:
         batches = session.exec(query).all()
     types: dict[str, str] = {}
     for batch in batches:
@@ -124,9 +131,16 @@ def load_frame(db: Database, schema: Schema, *, labelled_only: bool, latest_only
             query = query.where(table.c.id.in_(newest))
     elif latest_only:
         query = query.where(table.c.is_latest.is_(True))
-    with db.session() as session:
+    with db.read_session() as session:
         rows = session.connection().execute(query.order_by(table.c.id)).all()
     types = column_types(db, {int(row.batch_id) for row in rows}) if rows else column_types(db)
+    # A record can carry columns its own batch lacked (storage.ingest.carry_forward): type
+    # those as the store does overall.
+    present: set[str] = set()
+    for row in rows:
+        present.update(row.data or {})
+    if present - set(types):
+        types.update((name, kind) for name, kind in column_types(db).items() if name in present and name not in types)
     return _frame_from_rows(rows, schema, types, "int64" if labelled_only else "Int64")
 
 

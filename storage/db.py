@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, func, inspect
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
@@ -29,8 +30,36 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+WRITE_OPTION = "churnguard_write"  # execution option: this connection's transaction will write
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """Begin a write session's transaction with BEGIN IMMEDIATE (SQLAlchemy's recipe for pysqlite).
+
+    pysqlite on its own begins a transaction only at the first INSERT/UPDATE/DELETE, and
+    deferred: the reads a writer makes before that (is this batch new? is the schema
+    stored? what is each client's latest record?) are not part of its transaction, so two
+    simultaneous writers can both act on what they read before the other one wrote.  BEGIN
+    IMMEDIATE takes the write lock first, so the second writer waits on the busy timeout and
+    then reads what the first one committed.  Every other connection (readers, raw
+    ``engine.connect()``, SQLAlchemy's AUTOCOMMIT) keeps pysqlite's own handling unchanged:
+    in WAL mode readers never wait for a writer."""
+    options = connection.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return
+    dbapi_connection: Any = connection.connection.dbapi_connection
+    if options.get(WRITE_OPTION):
+        dbapi_connection.isolation_level = None  # pysqlite emits no BEGIN of its own; COMMIT/ROLLBACK still work
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif dbapi_connection.isolation_level is None:
+        dbapi_connection.isolation_level = ""  # the pooled connection served a write session: pysqlite's default
+
+
 class Database:
-    """One store: an engine plus schema management.  Create one per process and share it."""
+    """One store: an engine plus schema management.  Create one per process and share it.
+
+    ``session()`` is for work that writes (on SQLite it takes the write lock when it begins);
+    ``read_session()`` for reading only.  Raw ``engine.connect()`` connections read."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
@@ -46,6 +75,10 @@ class Database:
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
+        # Shares the engine's pool and listeners; only the way a SQLite transaction begins differs.
+        self._write_engine: Engine = self.engine.execution_options(**{WRITE_OPTION: True})
+        self._local = threading.local()  # sessions open in this thread, to spot nesting
         self._ready = False
 
     def create_schema(self) -> Database:
@@ -53,10 +86,10 @@ class Database:
         if self._ready:
             return self
         try:
-            SQLModel.metadata.create_all(self.engine)
+            SQLModel.metadata.create_all(self._write_engine)
         except OperationalError as error:
             raise UserError(f"cannot open the database {self.safe_url}: {error.orig}") from error
-        with Session(self.engine) as session:
+        with Session(self._write_engine) as session:
             row = session.get(Meta, "schema_version")
             if row is None:
                 session.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -75,21 +108,44 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session whose transaction commits on success and rolls back on any error."""
+        """A session for work that writes: its transaction commits on success and rolls back on
+        any error.  On SQLite it begins with BEGIN IMMEDIATE, so of two writers at once (the
+        bot's upload and the inbox job, say) the second waits on the busy timeout and then reads
+        what the first wrote, instead of acting on what it read before.  A session opened while
+        another is open in the same thread (a
+        nested call, or another coroutine on the bot's event loop) begins deferred instead:
+        waiting for the write lock its own thread holds would only time out."""
+        nested = getattr(self._local, "open", 0) > 0
+        with self._session(self.engine if nested else self._write_engine) as session:
+            yield session
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        """A session for reading only: deferred on SQLite, so it never waits for a writer
+        (WAL lets it read the last committed state while a batch is being stored)."""
+        with self._session(self.engine) as session:
+            yield session
+
+    @contextmanager
+    def _session(self, bind: Engine) -> Iterator[Session]:
         self.create_schema()
-        with Session(self.engine, expire_on_commit=False) as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+        self._local.open = getattr(self._local, "open", 0) + 1
+        try:
+            with Session(bind, expire_on_commit=False) as session:
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+        finally:
+            self._local.open -= 1
 
     def row_counts(self) -> dict[str, int]:
         """Rows per table: the tests' proof that a rejected input stored nothing."""
         self.create_schema()
         counts: dict[str, int] = {}
-        with Session(self.engine) as session:
+        with self.read_session() as session:
             for table in SQLModel.metadata.sorted_tables:
                 counts[table.name] = int(session.exec(select(func.count()).select_from(table)).one())
         return counts
