@@ -36,7 +36,7 @@ from jobs.data import (
 from jobs.reports import DRIFT, store_report
 from jobs.runner import FollowUp, JobContext, JobResult
 from model.artifact import ChurnModel
-from model.event_source import is_event_model, model_spec, scoring_date
+from model.event_source import is_event_model, model_inputs, model_spec, scoring_date
 from model.features import level_key
 from model.monitoring.charts import drift_chart
 from model.monitoring.drift import DriftReport, DriftSettings, detect_drift
@@ -138,7 +138,8 @@ def run_on_events(ctx: JobContext, serving: Serving[ChurnModel]) -> JobResult:
     ctx.progress(f"computing event features as of {when}")
     frame = features_as_of(db, moment, spec=model_spec(model))
     frame = frame.loc[~Scorer.event_no_history(frame)].reset_index(drop=True)
-    report, absent = compare_with_reference(model, frame.drop(columns=["client_id"]), drift_settings(settings))
+    report, absent = compare_with_reference(model, model_inputs(frame.drop(columns=["client_id"])),
+                                            drift_settings(settings))
     text = report.to_text()
     body = {**report.to_dict(), "text": text, "batch_id": None, "as_of": moment.isoformat(),
             "source_name": f"event features as of {when}", "model_version": serving.version,

@@ -49,7 +49,7 @@ from jobs.data import (
 from jobs.reports import PERFORMANCE, reports, store_report
 from jobs.runner import FollowUp, JobContext, JobResult
 from model.artifact import ChurnModel
-from model.event_source import is_event_model, model_spec
+from model.event_source import is_event_model, model_inputs, model_spec
 from model.monitoring.charts import RecallPoint, recall_chart
 from model.monitoring.performance import (
     EstimatedPerformance,
@@ -288,7 +288,7 @@ def run_on_events(ctx: JobContext, serving: Serving[ChurnModel]) -> JobResult:
     frame = features_as_of(db, moment, spec=model_spec(model))
     frame = frame.loc[~Scorer.event_no_history(frame)].reset_index(drop=True)
     ids = frame["client_id"].astype(str).tolist()
-    probabilities = model.predict_proba_frame(frame.drop(columns=["client_id"])) if ids else np.empty(0)
+    probabilities = model.predict_proba_frame(model_inputs(frame.drop(columns=["client_id"]))) if ids else np.empty(0)
     labels = labels_as_of(db, moment, horizon_days=horizon, client_ids=ids).to_numpy(dtype=float)
     flagged = probabilities >= serving.threshold
     realised = realised_performance(labels, probabilities, flagged, target=settings.recall_target,

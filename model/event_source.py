@@ -18,6 +18,7 @@ today), so the default scoring date is the earlier of now and the end of the eve
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,9 +70,11 @@ class EventTraining:
 def event_training(db: Database, *, horizon_days: int, every: str, windows: Sequence[int]) -> EventTraining:
     """Rows (client, observation date) with their features and labels, plus the metadata
     (``features: events``, spec, horizon) that scoring needs."""
-    frame = training_frame(db, horizon_days=horizon_days, every=every, windows=windows)
+    raw = training_frame(db, horizon_days=horizon_days, every=every, windows=windows)
+    frame = model_inputs(raw)
+    attrs = dict(raw.attrs)
+    frame.attrs.update(attrs)
     frame.attrs["batch_ids"] = event_batch_ids(db)
-    attrs = dict(frame.attrs)
     metadata = {
         "features": FEATURES_KIND,
         "feature_spec": attrs["spec"],
@@ -127,6 +130,61 @@ def history_problem(row: Mapping[str, Any]) -> str | None:
     return None
 
 
+_WINDOWED_TREND = re.compile(r"^(?P<base>.+)_trend_(?P<w>\d+)d$")
+
+
+def model_inputs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Event features as the model reads them, so that "never" is not mistaken for "typical".
+
+    The model's encoder fills a missing number with the training median, which is right for
+    a value nobody recorded but wrong for these two kinds of event feature, where missing
+    means something: ``days_since_last_X`` is missing when X never happened (it becomes the
+    client's tenure: at least that long), and ``X_trend_wd`` is missing when the previous
+    window had none (it becomes the last window's count, i.e. the change measured against
+    one).  The frame keeps its raw values for the plain-words reasons; this copy goes to the
+    model."""
+    out = frame.copy()
+    tenure = pd.to_numeric(out["tenure_days"], errors="coerce") if "tenure_days" in out.columns else None
+    for column in out.columns:
+        name = str(column)
+        if name.startswith("days_since_last_") and tenure is not None:
+            out[column] = pd.to_numeric(out[column], errors="coerce").fillna(tenure)
+            continue
+        match = _WINDOWED_TREND.match(name)
+        last = f"{match['base']}_{match['w']}d" if match else None
+        if last is not None and last in out.columns:
+            out[column] = pd.to_numeric(out[column], errors="coerce").fillna(
+                pd.to_numeric(out[last], errors="coerce"))
+    return out
+
+
+def model_record(row: Mapping[str, Any]) -> dict[str, Any]:
+    """``model_inputs`` for one client's row (the same rules, no DataFrame)."""
+    out = dict(row)
+    tenure = _number(out.get("tenure_days"))
+    for name, value in row.items():
+        if _number(value) is not None or not isinstance(name, str):
+            continue
+        if name.startswith("days_since_last_") and tenure is not None:
+            out[name] = tenure
+            continue
+        match = _WINDOWED_TREND.match(name)
+        last = _number(row.get(f"{match['base']}_{match['w']}d")) if match else None
+        if last is not None:
+            out[name] = last
+    return out
+
+
+def _number(value: Any) -> float | None:
+    if value is None or isinstance(value, bool | str):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
 def describe(feature: str, value: Any, spec: FeatureSpec) -> str:
     """A feature value in plain words ("2 support tickets in the last 30 days")."""
     return feature_description(feature, value, spec=spec)
@@ -147,6 +205,8 @@ __all__ = [
     "has_event_clients",
     "history_problem",
     "is_event_model",
+    "model_inputs",
+    "model_record",
     "model_spec",
     "scoring_date",
 ]

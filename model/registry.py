@@ -270,14 +270,14 @@ class Registry(Generic[M]):
 
     # ---------------------------------------------------------------- reading
     def list_versions(self) -> list[VersionInfo]:
-        with self.db.session() as session:
+        with self.db.read_session() as session:
             rows = session.exec(select(ModelVersion)).all()
         return sorted((VersionInfo.from_row(row) for row in rows), key=lambda info: _number(info.version))
 
     def get(self, version: str) -> VersionInfo:
         """The version by name ("v3", "3" and "V3" all work); ``NotFound`` otherwise."""
         name = normalise_version(version)
-        with self.db.session() as session:
+        with self.db.read_session() as session:
             row = session.exec(select(ModelVersion).where(ModelVersion.version == name)).first()
         if row is None:
             known = [info.version for info in self.list_versions()]
@@ -287,7 +287,7 @@ class Registry(Generic[M]):
 
     def champion(self) -> VersionInfo | None:
         """The version the database names as champion (its files are not checked here)."""
-        with self.db.session() as session:
+        with self.db.read_session() as session:
             row = _champion_row(session)
         return VersionInfo.from_row(row) if row is not None else None
 
@@ -297,7 +297,7 @@ class Registry(Generic[M]):
         Rollback walks this stack, so rolling back twice goes two champions back instead of
         flipping between the last two.
         """
-        with self.db.session() as session:
+        with self.db.read_session() as session:
             events = session.exec(select(ChampionEvent).order_by(col(ChampionEvent.id))).all()
         stack: list[str] = []
         for event in events:

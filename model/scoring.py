@@ -43,6 +43,8 @@ from model.event_source import (
     describe,
     history_problem,
     is_event_model,
+    model_inputs,
+    model_record,
     model_spec,
     scoring_date,
 )
@@ -209,7 +211,7 @@ class Scorer:
         if as_of is not None:
             raise UserError("--as-of needs a model trained on event history; the serving model uses the client "
                             "table, which has no dates: score without --as-of", as_of=str(as_of))
-        with self.db.session() as session:
+        with self.db.read_session() as session:  # never waits behind an ingest (SQLite WAL)
             record = get_latest(session, cid)
         if record is None:
             return ScoreResult(cid, UNKNOWN_CLIENT, unknown_client_text(cid))
@@ -223,7 +225,7 @@ class Scorer:
     def _scored(
         self, cid: str, data: dict[str, Any], serving: Serving[ChurnModel], *, top: int,
         record_id: int | None, probability: float | None = None, spec: FeatureSpec | None = None,
-        as_of: datetime | None = None,
+        as_of: datetime | None = None, raw: dict[str, Any] | None = None,
     ) -> ScoreResult:
         model = serving.model
         if probability is None:
@@ -231,7 +233,10 @@ class Scorer:
         else:
             p, reasons = probability, model.explain_record(data, top=top)
         if spec is not None:
-            reasons = [replace(item, description=describe(item.feature, item.value, spec)) for item in reasons]
+            shown = raw if raw is not None else data  # what the event data says, not the model's fill-in
+            reasons = [replace(item, value=shown.get(item.feature, item.value),
+                               description=describe(item.feature, shown.get(item.feature, item.value), spec))
+                       for item in reasons]
         threshold = serving.threshold
         band = risk_band(p, threshold)
         flagged = p >= threshold
@@ -272,13 +277,14 @@ class Scorer:
             frame, ids = frame.loc[keep].reset_index(drop=True), ids[keep]
         if frame.empty:
             return []
-        probabilities = _predict_chunks(serving.model, frame)
+        probabilities = _predict_chunks(serving.model, frame if spec is None else model_inputs(frame))
         # Stable order: equal probabilities list by id, so the list does not shuffle between calls.
         order = np.lexsort((ids.astype(str), -probabilities))[:n]
-        records = frame.iloc[order].to_dict("records")
+        records = [_clean_record(record) for record in frame.iloc[order].to_dict("records")]
         return [
-            self._scored(str(ids[i]), _clean_record(record), serving, top=reasons, record_id=None,
-                         probability=float(probabilities[i]), spec=spec, as_of=moment)
+            self._scored(str(ids[i]), record if spec is None else model_record(record), serving, top=reasons,
+                         record_id=None, probability=float(probabilities[i]), spec=spec, as_of=moment,
+                         raw=None if spec is None else record)
             for i, record in zip(order, records, strict=True)
         ]
 
@@ -292,7 +298,7 @@ class Scorer:
             everyone, all_ids = self._event_frame(model_spec(serving.model), scoring_date(self.db, as_of),
                                                   keep_new=True)
             skip = self.event_no_history(everyone)
-            frame, ids = everyone.loc[~skip].reset_index(drop=True), all_ids[~skip]
+            frame, ids = model_inputs(everyone.loc[~skip].reset_index(drop=True)), all_ids[~skip]
         else:
             self._refuse_as_of(as_of)
             frame, ids, _labels = self._latest_frame()
@@ -345,7 +351,8 @@ class Scorer:
         if problem is not None:
             return ScoreResult(cid, INSUFFICIENT_HISTORY, no_event_history_text(cid, problem, when), as_of=when)
         data = {key: value for key, value in row.items() if key != GROUP_COLUMN}
-        return self._scored(cid, data, serving, top=top, record_id=None, spec=spec, as_of=moment)
+        return self._scored(cid, model_record(data), serving, top=top, record_id=None, spec=spec, as_of=moment,
+                            raw=data)
 
     def _event_frame(self, spec: FeatureSpec, moment: datetime, *,
                      keep_new: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
@@ -389,7 +396,7 @@ class Scorer:
         """The given schema, else the one the store remembers (a long-running bot may have been
         started before the first ingest)."""
         if self.schema is None:
-            with self.db.session() as session:
+            with self.db.read_session() as session:
                 stored = remembered_schema(session)
             if stored is None:
                 raise UserError("no clients stored yet: ingest a CRM export first (churnguard ingest FILE)")

@@ -20,7 +20,7 @@ import pytest
 from sqlmodel import select
 
 from churnguard import Settings, main
-from model.event_source import EVENT_SCHEMA, is_event_model, model_spec, scoring_date
+from model.event_source import EVENT_SCHEMA, is_event_model, model_inputs, model_spec, scoring_date
 from model.scoring import INSUFFICIENT_HISTORY, NOT_ACTIVE, SCORED, UNKNOWN_CLIENT
 from model.service import open_registry, open_scorer, train_and_register, training_source
 from storage.errors import UserError
@@ -118,7 +118,7 @@ def test_given_an_active_client_when_scored_as_of_a_date_then_the_answer_uses_ev
     assert all(item.description for item in result.reasons)
     assert "Features as of 2025-06-01 00:00" in result.to_text()
     row = active.loc[active["client_id"] == client].drop(columns=["client_id"]).reset_index(drop=True)
-    expected = store.registry.serving().model.predict_proba_frame(row)[0]
+    expected = store.registry.serving().model.predict_proba_frame(model_inputs(row))[0]
     assert result.probability == pytest.approx(expected, abs=1e-9)
 
 
