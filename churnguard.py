@@ -313,13 +313,22 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("path", type=Path, help="CSV, .csv.gz or Parquet file")
     events = ingest.add_argument_group("CRM event tables (default: a flat client table)")
     events.add_argument("--kind", default=None, metavar="KIND",
-                        help="clients, subscriptions, purchases, tickets or usage")
+                        help="clients, subscriptions, purchases, tickets, usage or event_types")
     events.add_argument("--mapping", type=Path, default=None, metavar="FILE.toml",
                         help="column mapping file: [kind] canonical_field = \"column in the file\"")
     events.add_argument("--map", dest="map_flags", default=None, metavar="FIELD=COLUMN,...",
                         help="column mapping as flags, e.g. client_id=cust,timestamp=ts")
     command("schema", "storage.commands:show_schema", "Show the dataset schema remembered in storage.")
     command("status", "storage.commands:status", "Show what the store holds: batches, clients, models.")
+    features = command("features", "storage.events.commands:features",
+                       "Write the point-in-time event features of the active clients as of a date.")
+    features.add_argument("--as-of", dest="as_of", required=True, metavar="DATE",
+                          help="YYYY-MM-DD or YYYY-MM-DD HH:MM:SS (UTC); events before it count")
+    features.add_argument("--windows", default=None, metavar="7,30,90", help="trailing windows in days")
+    features.add_argument("--client", dest="clients", action="extend", nargs="+", default=None, metavar="ID",
+                          help="these clients, active or not (default: every client active at the date)")
+    features.add_argument("--output", type=Path, default=None, metavar="FILE",
+                          help="write FILE.csv or FILE.parquet (default: CSV on stdout)")
 
     train = command("train", "model.commands:train", "Run the ML lifecycle on the stored labelled data.",
                     schema=True)

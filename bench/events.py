@@ -23,6 +23,15 @@ Each measurement is repeated (``--repeat``, default 3) and the fastest run is re
 with every run's seconds in the JSON: on a shared machine the minimum is the least
 disturbed figure.  The bulk load (SQLite ``executemany`` in chunks, PostgreSQL ``COPY``) is
 timed but is not the subject.  Results: a table on stdout and ``bench/results/events.json``.
+
+``--ingest`` measures the other end instead: ingesting one raw event CSV of ``--events``
+rows in the churn simulator's format (``account_id,event_time,event_type_id,user_id,
+event_value``) through ``storage.events.ingest.ingest_events`` with the shipped
+``fightchurn.toml`` mapping, on each engine, at ``--events`` and a tenth of it: seconds and
+peak RSS of the ingesting process (memory must not grow with the file).  Results go to
+``bench/results/events_ingest.json``.
+
+    python bench/events.py --ingest --events 15000000 --clients 100000
 """
 
 from __future__ import annotations
@@ -344,6 +353,105 @@ def _drop_pg_schema(base: str, schema: str) -> None:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
+# ------------------------------------------------------------------------------------------
+# Ingest of one large raw event file (--ingest)
+# ------------------------------------------------------------------------------------------
+
+MAPPING = REPO / "storage" / "sample_data" / "events" / "fightchurn.toml"
+
+
+def write_raw_events(folder: Path, clients: int, events: int, seed: int = 7) -> dict[str, Path]:
+    """account.csv and event.csv as the churn simulator's tables export them (5 months)."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    accounts = folder / "account.csv"
+    pd.DataFrame({"id": np.arange(clients), "channel": rng.choice(["appstore1", "web"], clients),
+                  "date_of_birth": "1980-01-01", "country": rng.choice(["US", "DE", ""], clients)}
+                 ).to_csv(accounts, index=False)
+    path = folder / "event.csv"
+    start = to_epoch("2020-01-01")
+    span = to_epoch("2020-06-01") - start
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("account_id,event_time,event_type_id,user_id,event_value\n")
+        for done in range(0, events, CHUNK):
+            n = min(CHUNK, events - done)
+            times = pd.Series(np.datetime_as_string((start + rng.integers(0, span, n)).astype("datetime64[s]"),
+                                                    unit="s")).str.replace("T", " ")
+            types = rng.integers(0, 8, n)
+            users = pd.array(np.where(rng.random(n) < 0.1, -1, rng.integers(0, 5, n)), dtype="Int64")
+            frame = pd.DataFrame({"account_id": np.sort(rng.integers(0, clients, n)), "event_time": times,
+                                  "event_type_id": types, "user_id": users,
+                                  "event_value": np.where(types == 3, np.round(rng.lognormal(3, 0.5, n), 2), np.nan)})
+            frame.loc[frame["user_id"] < 0, "user_id"] = pd.NA
+            frame.to_csv(handle, index=False, header=False, na_rep="", lineterminator="\n")
+    return {"account": accounts, "event": path}
+
+
+def measure_ingest(url: str, folder: Path) -> dict[str, Any]:
+    """One ingest of account.csv then event.csv into a fresh store, in this process."""
+    from storage.events.ingest import ingest_events
+    from storage.events.mapping import load_mapping_file
+
+    db = Database(url).create_schema()
+    ingest_events(db, folder / "account.csv", kind="clients", mapping=load_mapping_file(MAPPING, "clients"))
+    baseline = peak_rss_mb()
+    started = time.perf_counter()
+    report = ingest_events(db, folder / "event.csv", kind="usage", mapping=load_mapping_file(MAPPING, "usage"))
+    seconds = time.perf_counter() - started
+    db.dispose()
+    return {"seconds": round(seconds, 1), "peak_rss_mb": round(peak_rss_mb(), 1), "rss_before_mb": round(baseline, 1),
+            "rows": report.rows, "rows_per_second": round(report.rows / seconds)}
+
+
+def ingest_benchmark(args: argparse.Namespace) -> int:
+    import tempfile
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="churnguard-ingest-"))
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    sizes = [args.events] if args.no_growth else [max(args.events // 10, 1), args.events]
+    results: list[dict[str, Any]] = []
+    for events in sizes:
+        folder = workdir / f"raw_{args.clients}_{events}"
+        started = time.perf_counter()
+        paths = write_raw_events(folder, args.clients, events)
+        size_mb = paths["event"].stat().st_size / 1024 / 1024
+        print(f"wrote {events:,} events ({size_mb:,.0f} MB) in {time.perf_counter() - started:.0f}s", flush=True)
+        for engine in engines:
+            schema = None
+            if engine == "sqlite":
+                url = f"sqlite:///{(folder / 'store.db').as_posix()}"
+            else:
+                url, schema = _pg_schema_url(args.pg_url)
+            try:
+                command = [sys.executable, str(Path(__file__).resolve()), "--measure", "ingest", "--data",
+                           str(folder), "--url", url]
+                done = subprocess.run(command, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    raise SystemExit(f"ingest on {engine} failed:\n{done.stderr[-3000:]}")
+                entry = json.loads(done.stdout.strip().splitlines()[-1])
+                results.append({"engine": engine, "events": events, "file_mb": round(size_mb), **entry})
+                print(f"  {engine}: {entry['seconds']:.0f}s ({entry['rows_per_second']:,} rows/s), "
+                      f"peak RSS {entry['peak_rss_mb']:.0f} MB", flush=True)
+            finally:
+                if schema is not None:
+                    _drop_pg_schema(args.pg_url, schema)
+                for path in folder.glob("store.db*"):
+                    path.unlink()
+        if not args.workdir:
+            shutil.rmtree(folder, ignore_errors=True)
+    if not args.workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report = {"benchmark": "ingest of one raw event CSV (churn simulator format)", "clients": args.clients,
+              "sizes": sizes, "load_average_at_end": list(os.getloadavg()),
+              "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+              "results": results}
+    out = args.json.with_name("events_ingest.json") if args.json.name == "events.json" else args.json
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--clients", type=int, default=100_000)
@@ -355,14 +463,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement; the fastest is reported")
     parser.add_argument("--workdir", type=Path, default=None, help="where data and stores go (default: a temp dir)")
     parser.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "events.json")
+    parser.add_argument("--ingest", action="store_true", help="measure ingesting one raw event CSV instead")
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.measure == "ingest":
+        print(json.dumps(measure_ingest(args.url, args.data)))
+        return 0
     if args.measure:
         print(json.dumps(measure(args.measure, url=args.url, folder=args.data, out=args.out)))
         return 0
+    if args.ingest:
+        return ingest_benchmark(args)
 
     import tempfile
 

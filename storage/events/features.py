@@ -52,6 +52,7 @@ from sqlalchemy.orm import aliased
 
 from storage.errors import NotFound, UserError
 from storage.events.tables import EventClient, EventPurchase, EventSubscription, EventTicket, EventUsage
+from storage.events.types import named_types
 
 if TYPE_CHECKING:  # storage.db imports storage.events.tables; only types are needed here
     from storage.db import Database
@@ -168,7 +169,7 @@ def _spec_query(connection: Connection, d: int | None, windows: Sequence[int], m
     query = (select(USAGE.c.event_type.label("etype"), func.count().label("n_all"),
                     func.count(USAGE.c.value).label("v_all"))
              .where(condition).group_by(*group))
-    return _spec_from_counts(_frame(connection, query), windows, max_event_types)
+    return _spec_from_counts(named_types(connection, _frame(connection, query)), windows, max_event_types)
 
 
 def _spec_from_counts(counts: pd.DataFrame, windows: Sequence[int], max_event_types: int) -> FeatureSpec:
@@ -327,7 +328,7 @@ def _usage(connection: Connection, d: int, spec: FeatureSpec | None, windows: Se
                    func.count().label("n_all"), func.count(t.c.value).label("v_all"),
                    *_window_sums(t.c.ts, d, windows, None, "n"), *sums)
     query = _restrict(query.where(t.c.ts < d), t.c.client_key, keys).group_by(t.c.client_key, t.c.event_type)
-    return _frame(connection, query)
+    return named_types(connection, _frame(connection, query))  # codes -> names of an event_types table
 
 
 def _subscriptions(connection: Connection, d: int, keys: list[int] | None) -> pd.DataFrame:

@@ -13,7 +13,11 @@ What happens to rows that were stored before:
   ticket replaces the stored row instead of doubling it.
 * ``purchases`` and ``usage`` events are append-only.  A file whose events for a client
   overlap in time the events already stored for that client is refused, because an
-  overlapping export would silently double every count.
+  overlapping export would silently double every count.  These files can hold tens of
+  millions of rows: they are read, checked and stored chunk by chunk, still in one
+  transaction (``storage.events.append``).
+* ``event_types`` is a lookup naming the codes of usage's event type column
+  (``storage.events.types``); a later file renames the codes it lists.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
 from sqlmodel import Session
 
 from storage.errors import IngestRejected
@@ -48,6 +52,8 @@ MAX_TEXT = 200
 _MAX_ROWS_SHOWN = 10
 _MAX_EXAMPLES = 5
 _KEY_CHUNK = 1000
+# Append-only kinds are the high-volume ones: read and stored chunk by chunk (``append``).
+APPEND_ONLY = ("purchases", "usage")
 
 # Times that record something that already happened; ends and churn dates may be scheduled.
 _PAST_ONLY = {
@@ -113,6 +119,10 @@ class EventIngestReport:
         if self.status == "duplicate":
             return (f"{self.source} was already ingested as batch {self.batch_id} "
                     f"({self.duplicate_of_kind}); nothing stored")
+        if self.kind == "event_types":
+            renamed = f", {self.replaced} renamed" if self.replaced else ""
+            return (f"stored event type names batch {self.batch_id} from {self.source}: {self.rows} names "
+                    f"({self.inserted} new{renamed})")
         span = ""
         if self.first_at is not None and self.last_at is not None:
             span = f", {self.first_at:%Y-%m-%d} to {self.last_at:%Y-%m-%d}"
@@ -129,6 +139,18 @@ class _Problem:
     rows: list[int] = field(default_factory=list)
     examples: list[str] = field(default_factory=list)
     count: int = 0
+    # What the message is made of, so that the problems of several chunks of one file can
+    # be merged into one (``merge_problems``) and worded as a whole-file read would.
+    text: str = ""
+    show_values: bool = True
+
+    def merged(self, other: _Problem) -> _Problem:
+        """This problem and the same problem found in a later chunk, as one."""
+        rows = (self.rows + other.rows)[:_MAX_ROWS_SHOWN]
+        examples = (self.examples + other.examples)[:_MAX_EXAMPLES]
+        count = self.count + other.count
+        message = _message(self.text, rows, examples, count, self.show_values)
+        return _Problem(self.check, self.column, message, rows, examples, count, self.text, self.show_values)
 
 
 def _located(mask: pd.Series, values: pd.Series | None = None) -> tuple[list[int], list[str], int]:
@@ -142,15 +164,27 @@ def _located(mask: pd.Series, values: pd.Series | None = None) -> tuple[list[int
     return rows, examples, int(mask.sum())
 
 
-def _problem(check: str, column: str | None, text: str, mask: pd.Series, values: pd.Series | None = None,
-             show_values: bool = True) -> _Problem:
-    rows, examples, count = _located(mask, values)
+def _message(text: str, rows: list[int], examples: list[str], count: int, show_values: bool) -> str:
     where = ", ".join(str(r) for r in rows) + (" ..." if count > len(rows) else "")
     shown = ""
     if examples and show_values:
         shown = " e.g. " + ", ".join(repr(e) for e in examples)
     counted = f"1 row: data row {where}" if count == 1 else f"{count} rows: data rows {where}"
-    return _Problem(check, column, f"{text} ({counted}){shown}", rows, examples, count)
+    return f"{text} ({counted}){shown}"
+
+
+def _problem(check: str, column: str | None, text: str, mask: pd.Series, values: pd.Series | None = None,
+             show_values: bool = True) -> _Problem:
+    rows, examples, count = _located(mask, values)
+    return _Problem(check, column, _message(text, rows, examples, count, show_values), rows, examples, count,
+                    text, show_values)
+
+
+def merge_problems(found: dict[tuple[str, str | None, str], _Problem], problems: list[_Problem]) -> None:
+    """Add one chunk's problems to those of the chunks before (same check, column and text: one problem)."""
+    for problem in problems:
+        key = (problem.check, problem.column, problem.text)
+        found[key] = found[key].merged(problem) if key in found else problem
 
 
 def _raise(source: str, problems: list[_Problem]) -> None:
@@ -521,40 +555,6 @@ def _client_key_column(prepared: _Prepared, known: dict[str, int]) -> tuple[pd.S
     return keys, problem
 
 
-def _check_overlap(connection: Connection, table: Table, frame: pd.DataFrame, kind: str, column: str,
-                   source: str) -> None:
-    """Refuse append-only events that overlap, per client, the time span already stored."""
-    span = frame.groupby("client_key")["ts"].agg(["min", "max"])
-    stored_parts: list[Any] = []
-    for chunk in _chunks(span.index.tolist()):
-        query = (select(table.c.client_key, func.min(table.c.ts), func.max(table.c.ts))
-                 .where(table.c.client_key.in_(chunk)).group_by(table.c.client_key))
-        stored_parts.extend(connection.execute(query).all())
-    if not stored_parts:
-        return
-    stored = pd.DataFrame(stored_parts, columns=["client_key", "smin", "smax"]).set_index("client_key")
-    both = span.join(stored, how="inner")
-    clash = both[(both["min"] < both["smax"]) & (both["max"] > both["smin"])]
-    if clash.empty:
-        return
-    names = dict(zip(frame["client_key"], frame["client_id"], strict=False))
-
-    def day(ts: int) -> str:
-        return f"{datetime.fromtimestamp(int(ts), UTC):%Y-%m-%d %H:%M}"
-
-    examples = [f"{names[k]}: file {day(r['min'])}..{day(r['max'])}, stored {day(r['smin'])}..{day(r['smax'])}"
-                for k, r in clash.head(_MAX_EXAMPLES).iterrows()]
-    mask = frame["client_key"].isin(clash.index)
-    problem = _problem(
-        "overlapping_events", column,
-        f"for {len(clash)} clients this file's {kind} overlap in time the {kind} already stored "
-        f"({'; '.join(examples)}); stored events are never replaced, so an overlapping export would count "
-        f"them twice — ingest only the events after (or before) what is stored",
-        mask, show_values=False)
-    problem.examples = examples
-    _raise(source, [problem])
-
-
 def _replace_by_key(connection: Connection, table: Table, frame: pd.DataFrame, kind: str) -> int:
     """Delete stored rows that share a natural key with the file's rows; returns how many."""
     db_time, text_column = _NATURAL_KEYS[kind]
@@ -573,6 +573,16 @@ def _replace_by_key(connection: Connection, table: Table, frame: pd.DataFrame, k
     for chunk in _chunks(clash):
         connection.execute(delete(table).where(table.c.id.in_(chunk)))
     return len(clash)
+
+
+def duplicate_report(db: Database, kind: str, source: str, digest: str) -> EventIngestReport | None:
+    """The "already ingested" report when a batch with this SHA-256 is stored, else None."""
+    with db.session() as session:
+        earlier = session.execute(select(Batch).where(Batch.sha256 == digest)).scalars().first()  # type: ignore[arg-type]
+    if earlier is None:
+        return None
+    return EventIngestReport(kind, source, digest, "duplicate", earlier.id, rows=earlier.row_count,
+                             duplicate_of_kind=earlier.kind)
 
 
 def ingest_events(
@@ -598,14 +608,21 @@ def ingest_events(
     limits = limits or Limits()
     now = utcnow() if now is None else (now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now)
     path = Path(path)
+    if kind in APPEND_ONLY:
+        from storage.events.append import ingest_append_only
+
+        return ingest_append_only(db, path, kind=kind, mapping=mapping, now=now, limits=limits,
+                                  future_tolerance=future_tolerance)
     source = path.name
     data = read_bytes(path, limits)
     digest = sha256_of(data)
-    with db.session() as session:
-        earlier = session.execute(select(Batch).where(Batch.sha256 == digest)).scalars().first()  # type: ignore[arg-type]
+    earlier = duplicate_report(db, kind, source, digest)
     if earlier is not None:
-        return EventIngestReport(kind, source, digest, "duplicate", earlier.id, rows=earlier.row_count,
-                                 duplicate_of_kind=earlier.kind)
+        return earlier
+    if kind == "event_types":
+        from storage.events.types import ingest_event_types
+
+        return ingest_event_types(db, data, source=source, digest=digest, mapping=mapping, limits=limits)
     spec = KINDS[kind]
     keep_text = {mapping.get(name, name) for name in spec.fields if name not in spec.amounts + spec.numbers}
     table_read = parse_bytes(data, source_name=source, limits=limits, keep_text=keep_text, sha256=digest)
@@ -634,8 +651,6 @@ def ingest_events(
         if kind != "clients":
             frame = _db_columns(kind, frame.assign(client_key=keys.astype("int64")))
             table: Table = EVENT_TABLES[kind].__table__  # type: ignore[attr-defined]
-            if kind in ("purchases", "usage"):
-                _check_overlap(connection, table, frame, kind, prepared.used[_MAIN_TIME[kind]], source)
         batch = Batch(
             source_name=source, kind=batch_kind(kind), row_count=len(frame), sha256=digest,
             columns={"mapping": prepared.used, "ignored": prepared.ignored, "attributes": prepared.attributes},
@@ -656,4 +671,5 @@ def ingest_events(
     return report
 
 
-__all__ = ["DEFAULT_FUTURE_TOLERANCE", "EventIngestReport", "batch_kind", "ingest_events", "parse_times"]
+__all__ = ["APPEND_ONLY", "DEFAULT_FUTURE_TOLERANCE", "EventIngestReport", "batch_kind", "duplicate_report",
+           "ingest_events", "merge_problems", "parse_times"]

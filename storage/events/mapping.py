@@ -66,18 +66,23 @@ KINDS: dict[str, KindSpec] = {
         times=("timestamp",),
         numbers=("value",),
     ),
+    # A lookup, not events: names the codes of usage's event_type column (see ``types``).
+    "event_types": KindSpec(required=("event_type", "name"), optional=(), times=()),
 }
 
 _ALIASES = {
     "client": "clients",
     "customers": "clients",
     "accounts": "clients",
+    "account": "clients",
     "subscription": "subscriptions",
     "purchase": "purchases",
     "ticket": "tickets",
     "usage_events": "usage",
     "events": "usage",
     "event": "usage",
+    "event_type": "event_types",
+    "event_type_names": "event_types",
 }
 
 
@@ -102,9 +107,10 @@ def check_mapping(kind: str, mapping: dict[str, str], source: str = "mapping") -
     spec = KINDS[kind]
     unknown = sorted(set(mapping) - set(spec.fields))
     if unknown:
+        optional = f" and {', '.join(spec.optional)} (optional)" if spec.optional else ""
         raise MappingError(
             f"{source}: {', '.join(repr(u) for u in unknown)} is not a field of {kind}; the fields are "
-            f"{', '.join(spec.required)} (required) and {', '.join(spec.optional)} (optional). "
+            f"{', '.join(spec.required)} (required){optional}. "
             f"Write them as field = \"your column\".",
             kind=kind,
             unknown=unknown,

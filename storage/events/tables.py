@@ -108,6 +108,20 @@ class EventUsage(SQLModel, table=True):
     value: float | None = None
 
 
+class EventTypeName(SQLModel, table=True):
+    """The name of a usage event type code (an ``event_types`` lookup table such as
+    ``event_type(event_type_id, event_type_name)``).
+
+    Usage rows keep the code as it appears in their file; features name the types at
+    query time (``storage.events.types``).  So the lookup may be ingested before or after
+    the events, and a later lookup file renames types without rewriting millions of rows."""
+
+    __tablename__ = "event_type_name"
+    code: str = Field(max_length=200, primary_key=True)
+    name: str = Field(max_length=200)
+    batch_id: int = Field(foreign_key="batch.id", index=True)
+
+
 EVENT_TABLES: dict[str, type[SQLModel]] = {
     "clients": EventClient,
     "subscriptions": EventSubscription,
@@ -116,4 +130,5 @@ EVENT_TABLES: dict[str, type[SQLModel]] = {
     "usage": EventUsage,
 }
 
-__all__ = ["EVENT_TABLES", "EventClient", "EventPurchase", "EventSubscription", "EventTicket", "EventUsage"]
+__all__ = ["EVENT_TABLES", "EventClient", "EventPurchase", "EventSubscription", "EventTicket", "EventTypeName",
+           "EventUsage"]

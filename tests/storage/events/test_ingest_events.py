@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from storage.db import Database
 from storage.errors import IngestRejected, UserError
+from storage.events import append as append_module
 from storage.events import ingest as ingest_module
 from storage.events.ingest import ingest_events, parse_times
 from storage.events.tables import EventClient, EventPurchase, EventSubscription, EventTicket, EventUsage
@@ -228,9 +229,12 @@ def test_a_failure_while_writing_rolls_back_the_batch(db: Database, ingest: Inge
     def broken(*args: Any, **kwargs: Any) -> int:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(ingest_module, "bulk_insert", broken)
+    monkeypatch.setattr(ingest_module, "bulk_insert", broken)  # whole-file kinds
+    monkeypatch.setattr(append_module, "bulk_insert", broken)  # append-only kinds, stored chunk by chunk
     with pytest.raises(RuntimeError, match="disk full"):
         ingest("usage", [{"client_id": "c1", "timestamp": "2024-01-01", "event_type": "login"}])
+    with pytest.raises(RuntimeError, match="disk full"):
+        ingest("subscriptions", [{"client_id": "c1", "start": "2024-01-01", "monthly_amount": 5}])
     assert db.row_counts() == before
 
 
