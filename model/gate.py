@@ -1,8 +1,9 @@
 """Decide whether a freshly trained model may become the champion.
 
 A model that the retention team will rely on must (1) keep the recall promise on the held-out
-test split, (2) rank better than both baselines (PR-AUC above the majority-prior model and the
-logistic regression — otherwise the complexity buys nothing), and (3) not be worse than the
+test split, (2) rank better than the majority-prior model (PR-AUC above it: otherwise it has
+learnt nothing) and at least as well as the logistic regression (PR-AUC not below it by more
+than ``champion_tolerance``), and (3) not be worse than the
 current champion on the *same* test rows by more than ``champion_tolerance`` in PR-AUC or in
 recall at each model's own threshold.  Those rows are the test clients the champion never
 trained on (the lifecycle picks them): scored on its own training rows the champion looks
@@ -71,11 +72,25 @@ def acceptance_gate(
           f" the target {recall_target:.2f}")
 
     pr_auc = _value(candidate, "pr_auc")
-    for name, label in (("majority", "majority baseline"), ("logistic", "logistic regression baseline")):
-        base = _value(test_metrics.get(name), "pr_auc")
-        ok = pr_auc is not None and (base is None or pr_auc > base)
-        check(f"beats_{name}", ok,
-              f"test PR-AUC {_fmt(pr_auc)} {'beats' if ok else 'does not beat'} the {label} ({_fmt(base)})")
+    majority = _value(test_metrics.get("majority"), "pr_auc")
+    ok = pr_auc is not None and (majority is None or pr_auc > majority)
+    check("beats_majority", ok,
+          f"test PR-AUC {_fmt(pr_auc)} {'beats' if ok else 'does not beat'} the majority baseline ({_fmt(majority)})")
+    # Where churn is nearly linear in the features (monthly event counts, say), a tuned
+    # logistic regression is as good as gradient boosting, and the two differ on a test split
+    # by sampling noise only.  Demanding a strict win would then reject a model that keeps the
+    # recall promise and ranks as well, and leave the team with no model at all; a tie within
+    # the same tolerance as the champion comparison is accepted, a real loss is not.
+    logistic = _value(test_metrics.get("logistic"), "pr_auc")
+    ok = pr_auc is not None and (logistic is None or pr_auc >= logistic - champion_tolerance)
+    if pr_auc is not None and logistic is not None and pr_auc > logistic:
+        verdict = "beats"
+    elif ok:
+        verdict = f"is within the tolerance {champion_tolerance:.3f} of"
+    else:
+        verdict = f"is worse by more than the tolerance {champion_tolerance:.3f} than"
+    check("beats_logistic", ok,
+          f"test PR-AUC {_fmt(pr_auc)} {verdict} the logistic regression baseline ({_fmt(logistic)})")
 
     if champion is None:
         check("champion", True, champion_note or "no champion yet: nothing to compare with")

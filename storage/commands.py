@@ -31,7 +31,7 @@ def ingest(args: argparse.Namespace, settings: Settings) -> int:
         return ingest_event_table(args, settings)
     if getattr(args, "mapping", None) is not None or getattr(args, "map_flags", None) is not None:
         raise UserError("--mapping and --map describe an event table: add --kind (clients, subscriptions, "
-                        "purchases, tickets or usage)")
+                        "purchases, tickets, usage or event_types)")
     schema, explicit = schema_from_settings(settings)
     with Database(settings.database_url) as db:
         report = ingest_file(db, args.path, schema=schema, explicit=explicit, limits=Limits.from_settings(settings))

@@ -27,12 +27,29 @@ def test_recall_below_target_is_rejected_with_the_numbers():
     assert decision.reasons == ["test recall 0.880 is below the target 0.90"]
 
 
-def test_not_beating_the_logistic_baseline_is_rejected():
-    decision = acceptance_gate({"lightgbm": metrics(0.92, 0.60), **BASELINES}, recall_target=0.9,
+def test_falling_behind_the_logistic_baseline_beyond_the_tolerance_is_rejected():
+    decision = acceptance_gate({"lightgbm": metrics(0.92, 0.57), **BASELINES}, recall_target=0.9,
                                champion_tolerance=0.02)
 
     assert not decision.passed
-    assert decision.reasons == ["test PR-AUC 0.600 does not beat the logistic regression baseline (0.600)"]
+    assert decision.reasons == ["test PR-AUC 0.570 is worse by more than the tolerance 0.020 than the logistic "
+                                "regression baseline (0.600)"]
+
+
+def test_a_tie_with_the_logistic_baseline_within_the_tolerance_passes_and_says_so():
+    decision = acceptance_gate({"lightgbm": metrics(0.92, 0.585), **BASELINES}, recall_target=0.9,
+                               champion_tolerance=0.02)
+
+    assert decision.passed
+    assert "is within the tolerance 0.020 of the logistic regression baseline (0.600)" in decision.checks[2]["message"]
+
+
+def test_not_beating_the_majority_baseline_is_rejected_whatever_the_tolerance():
+    decision = acceptance_gate({"lightgbm": metrics(0.95, 0.25), "majority": metrics(1.0, 0.26),
+                                "logistic": metrics(0.91, 0.26)}, recall_target=0.9, champion_tolerance=0.02)
+
+    assert not decision.passed
+    assert decision.reasons == ["test PR-AUC 0.250 does not beat the majority baseline (0.260)"]
 
 
 def test_champion_within_tolerance_passes_beyond_it_fails():
