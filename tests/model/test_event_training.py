@@ -26,6 +26,7 @@ from model.service import open_registry, open_scorer, train_and_register, traini
 from storage.errors import UserError
 from storage.events.features import features_as_of
 from storage.events.labels import data_end
+from storage.events.sample import SAMPLE_DIR
 from storage.tables import Prediction
 from tests.conftest import open_store
 from tests.model import trained_store
@@ -293,3 +294,36 @@ def test_given_train_source_flag_with_a_bad_value_then_argparse_refuses(store, m
     with pytest.raises(SystemExit) as exit_info:
         run_cli(store, monkeypatch, "train", "--source", "crm")
     assert exit_info.value.code == 2
+
+
+# ------------------------------------------------------------------- simulator acceptance
+def test_given_the_simulator_tables_when_trained_from_the_cli_then_recall_holds_on_unseen_clients(
+        tmp_path, monkeypatch):
+    """The issue's acceptance, model side: raw simulator tables in, `churnguard train` (auto
+    picks the events), and the recall target met on test clients the model never saw."""
+    from tests.storage.events.simulator_tables import write_simulator_tables
+
+    files = write_simulator_tables(tmp_path / "sim", initial=900, seed=4)
+    for name in list(os.environ):
+        if name.startswith(("CHURNGUARD_", "TELEGRAM_")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CHURNGUARD_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CHURNGUARD_TUNING_SECONDS", "4")
+    mapping = str(SAMPLE_DIR / "fightchurn.toml")
+    for path, kind in ((files.account, "clients"), (files.subscription, "subscriptions"),
+                       (files.event_type, "event_types"), (files.event, "usage")):
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(["ingest", str(path), "--kind", kind, "--mapping", mapping]) == 0
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(["train", "--json"])
+
+    report = json.loads(out.getvalue())
+    assert code == 0
+    split = report["splits"]
+    assert split["grouped_by"] == "client_id" and split["clients"]["test"] >= 100
+    test = report["metrics"]["test"]["lightgbm"]
+    assert test["recall"] >= 0.90, report["gate"]
+    assert report["status"] == "champion", report["reasons"]
+    assert {"usage_like_30d", "usage_dislike_30d"} <= set(report["processing"]["numeric"])
