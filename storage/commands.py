@@ -16,6 +16,7 @@ from churnguard import emit
 from storage.clients import CLIENTS, client_counts, column_types
 from storage.db import Database
 from storage.errors import UserError
+from storage.events.labels import data_end
 from storage.ingest import NEGATIVE_LABEL_KEY, ingest_file
 from storage.readers import Limits
 from storage.schema import remembered_schema, schema_from_settings
@@ -98,6 +99,10 @@ def show_schema(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+EVENT_TABLES = {"clients": "event_client", "subscriptions": "event_subscription", "purchases": "event_purchase",
+                "tickets": "event_ticket", "usage": "event_usage", "event_types": "event_type_name"}
+
+
 def store_status(db: Database) -> dict[str, Any]:
     """What the store holds: batches, clients, labelled share, model versions, champion."""
     with db.session() as session:
@@ -107,6 +112,10 @@ def store_status(db: Database) -> dict[str, Any]:
         event = session.exec(select(ChampionEvent).order_by(col(ChampionEvent.id).desc())).first()
     counts = client_counts(db)
     clients, labelled = counts["clients"], counts["labelled_clients"]
+    rows = db.row_counts()
+    events = {kind: rows.get(table, 0) for kind, table in EVENT_TABLES.items()}
+    end = data_end(db) if events["clients"] else None
+    events["data_end"] = None if end is None else end.isoformat()  # type: ignore[assignment]
     return {
         "database": db.safe_url,
         "batches": int(batches),
@@ -119,6 +128,7 @@ def store_status(db: Database) -> dict[str, Any]:
         "labelled_share": round(labelled / clients, 4) if clients else 0.0,
         "model_versions": int(versions),
         "champion": event.version if event is not None else None,
+        "events": events,
     }
 
 
@@ -136,6 +146,12 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
         f"{payload['labelled_share']:.1%})",
         f"models:   {payload['model_versions']} version(s), champion: {payload['champion'] or 'none'}",
     ])
+    events = payload["events"]
+    if events["clients"]:
+        end = f", complete to {events['data_end'][:16].replace('T', ' ')}" if events["data_end"] else ""
+        text += (f"\nevents:   {events['clients']} clients, {events['subscriptions']} subscriptions, "
+                 f"{events['purchases']} purchases, {events['tickets']} tickets, {events['usage']} usage events, "
+                 f"{events['event_types']} event type names{end}")
     emit(args, payload, text)
     return 0
 

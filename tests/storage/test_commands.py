@@ -172,3 +172,22 @@ def test_status_counts_batches_clients_models_and_champion(cli, store, tmp_path)
     assert code == 0
     assert "clients:  4 (3 with a known outcome, 75.0%)" in out
     assert "champion: v1" in out
+    assert "events:" not in out and payload["events"]["clients"] == 0
+
+
+def test_status_counts_the_event_tables_and_says_up_to_when_they_are_complete(cli, tmp_path):
+    from storage.events.sample import KIND_FILES, SAMPLE_DIR
+
+    for kind in ("clients", "subscriptions", "usage"):
+        code, _, err = cli("ingest", str(SAMPLE_DIR / KIND_FILES[kind]), "--kind", kind,
+                           "--mapping", str(SAMPLE_DIR / "mapping.toml"))
+        assert code == 0, err
+
+    payload = json.loads(cli("status", "--json")[1])
+    code, out, _ = cli("status")
+
+    events = payload["events"]
+    assert (events["clients"], events["purchases"], events["tickets"]) == (300, 0, 0)
+    assert events["subscriptions"] > 300 and events["usage"] > 10_000
+    assert events["data_end"].startswith("2025-12")
+    assert code == 0 and "events:   300 clients" in out and "complete to 2025-12" in out
