@@ -78,7 +78,7 @@ def record_audit(db: Database, *, actor: int | str | None, action: str, detail: 
 
 def stranger_was_told(db: Database, user_id: int) -> bool:
     """True when this stranger has already had their one refusal (remembered across restarts)."""
-    with db.session() as session:
+    with db.read_session() as session:
         query = (
             select(AuditLog.id)
             .where(AuditLog.actor == str(user_id))
@@ -91,7 +91,7 @@ def stranger_was_told(db: Database, user_id: int) -> bool:
 
 def audit_entries(db: Database, *, actor: int | str | None = None, action: str | None = None) -> list[AuditLog]:
     """Audit rows, oldest first, optionally for one actor or action (tests and /users use it)."""
-    with db.session() as session:
+    with db.read_session() as session:
         query = select(AuditLog).order_by(AuditLog.id)  # type: ignore[arg-type]
         if actor is not None:
             query = query.where(AuditLog.actor == str(actor))

@@ -40,7 +40,7 @@ from bot.handlers import admin, alerts, drift, errors, model, scoring, start, su
 from bot.notifier import TelegramNotifier
 from bot.retry import RetryingRateLimiter
 from bot.services import SERVICES_KEY, Command, Services, services_of
-from bot.workers import background_pool
+from bot.workers import background_pool, freeze_startup_heap
 from storage.db import Database
 from storage.errors import UserError
 from storage.tables import Meta
@@ -159,6 +159,9 @@ async def setup(application: ChurnGuardApp) -> None:
     await publish_commands(application, svc)
     if svc.schedule_jobs:
         await svc.start_scheduler()
+    # Everything loaded so far lives as long as the process: keep full collections from
+    # walking it during answers (bot/workers.py).  Once per process, before polling starts.
+    freeze_startup_heap()
     svc.ready = True
     log.info("bot ready: %d admin(s), %d viewer(s)", len(svc.access.admins), len(svc.access.viewers))
 
@@ -215,7 +218,7 @@ async def publish_commands(application: ChurnGuardApp, svc: Services) -> None:
 
 
 def _published_scopes(db: Database) -> set[int]:
-    with db.session() as session:
+    with db.read_session() as session:
         row = session.get(Meta, SCOPES_META_KEY)
         if row is None:
             return set()

@@ -20,7 +20,7 @@ MAX_COUNT = 50
 
 
 def recent_alerts(db: Database, limit: int) -> list[Alert]:
-    with db.session() as session:
+    with db.read_session() as session:
         query = select(Alert).order_by(col(Alert.created_at).desc(), col(Alert.id).desc()).limit(limit)
         return list(session.exec(query).all())
 

@@ -77,7 +77,7 @@ def test_metrics_lines(report: dict[str, Any]) -> list[str]:
 
 def training_batches(db: Database, version: str) -> list[Batch]:
     """The CRM batches a version was trained on, oldest first."""
-    with db.session() as session:
+    with db.read_session() as session:
         row = session.exec(select(ModelVersion).where(ModelVersion.version == version)).first()
         ids = [int(b) for b in (row.batch_ids if row is not None else [])]
         if not ids:

@@ -45,7 +45,7 @@ def unsubscribe_chat(db: Database, chat_id: int) -> bool:
 
 
 def active_chats(db: Database) -> list[int]:
-    with db.session() as session:
+    with db.read_session() as session:
         query = select(Subscriber.chat_id).where(col(Subscriber.active)).order_by(col(Subscriber.chat_id))
         return [int(chat) for chat in session.exec(query).all()]
 

@@ -71,7 +71,7 @@ def test_run_serves_any_bot_api_server_and_stops_on_sigterm(trained_home: Path, 
 
 
 def test_run_without_a_token_opens_the_sandbox_chat(trained_home: Path, tmp_path: Path) -> None:  # noqa: F811
-    script = "/start\n/score 7590-VHVEG\n/quit\n"
+    script = "/start\n/score 7590-VHVEG\npress Why?\n/quit\n"
 
     done = subprocess.run([sys.executable, "-m", "churnguard", "run"], cwd=tmp_path, env=environment(trained_home),
                           input=script, capture_output=True, text=True, timeout=START_TIMEOUT)
@@ -81,3 +81,8 @@ def test_run_without_a_token_opens_the_sandbox_chat(trained_home: Path, tmp_path
     assert "so you (user 1000001) are an admin for this session only" in done.stdout
     assert "You are an admin." in done.stdout
     assert "Client 7590-VHVEG: churn risk " in done.stdout
+    # Files the bot sends are kept in the service's home, not wherever the command was started.
+    saved = list((trained_home / "sandbox-files").glob("photo-*"))
+    assert len(saved) == 1 and saved[0].stat().st_size > 0
+    assert f"[photo saved to {saved[0]}]" in done.stdout
+    assert not (tmp_path / "sandbox-files").exists()
