@@ -51,7 +51,7 @@ def ensure_model(settings: Settings, db: Database, say: Callable[[str], None] = 
     empty store.  Returns what was done, in words.  Never raises for a missing model: the bot
     still starts, and says so in its answers."""
     from churnguard import SAMPLE_DATA
-    from model.service import open_registry, train_and_register
+    from model.service import open_registry, train_and_register, training_source
     from storage.clients import client_counts
     from storage.ingest import ingest_file
     from storage.readers import Limits
@@ -65,8 +65,15 @@ def ensure_model(settings: Settings, db: Database, say: Callable[[str], None] = 
                    "/promote one or /retrain")
         say(message)
         return message
+    try:
+        events = training_source(db, settings) == "events"
+    except UserError as error:
+        say(str(error))
+        return str(error)
     counts = client_counts(db)
-    if counts["clients"] == 0:
+    if events:
+        say(f"no model yet: training one on the stored event history (time budget {settings.tuning_seconds:g} s)")
+    elif counts["clients"] == 0:
         if any(settings.explicit(name) for name in SCHEMA_FIELDS):
             message = ("the store is empty and a custom dataset schema is configured, so the bundled Telco "
                        "sample was not loaded; upload a CRM export (as an admin, send the CSV to the bot) "
@@ -79,12 +86,18 @@ def ensure_model(settings: Settings, db: Database, say: Callable[[str], None] = 
                              source_name=SAMPLE_DATA.name)
         say(report.to_text())
         counts = client_counts(db)
-    if counts["labelled_clients"] == 0:
+    if counts["labelled_clients"] == 0 and not events:
         message = "no labelled clients stored, so no model can be trained yet; upload a labelled CRM export"
         say(message)
         return message
-    say(f"no model yet: training one (time budget {settings.tuning_seconds:g} s)")
-    result = train_and_register(db, settings, actor="churnguard run", progress=lambda line: say(f"... {line}"))
+    if not events:
+        say(f"no model yet: training one (time budget {settings.tuning_seconds:g} s)")
+    try:
+        result = train_and_register(db, settings, actor="churnguard run", progress=lambda line: say(f"... {line}"))
+    except UserError as error:  # e.g. too little data: the bot still starts and says why
+        message = f"no model trained: {error}"
+        say(message)
+        return message
     message = f"trained model {result.version}: {result.status}"
     say(message)
     return message
