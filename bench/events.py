@@ -336,6 +336,14 @@ def compare(sql: Path, reference: Path) -> str:
     return "equal" if not bad else f"differs in {', '.join(bad[:5])}"
 
 
+def _store_url(engine: str, folder: Path, pg_url: str) -> tuple[str, str | None]:
+    """A fresh store on ``engine``: a SQLite file in ``folder``, or a new PostgreSQL schema
+    (returned too, so the caller can drop it)."""
+    if engine == "sqlite":
+        return f"sqlite:///{(folder / 'store.db').as_posix()}", None
+    return _pg_schema_url(pg_url)
+
+
 def _pg_schema_url(base: str) -> tuple[str, str]:
     import psycopg
 
@@ -417,11 +425,7 @@ def ingest_benchmark(args: argparse.Namespace) -> int:
         size_mb = paths["event"].stat().st_size / 1024 / 1024
         print(f"wrote {events:,} events ({size_mb:,.0f} MB) in {time.perf_counter() - started:.0f}s", flush=True)
         for engine in engines:
-            schema = None
-            if engine == "sqlite":
-                url = f"sqlite:///{(folder / 'store.db').as_posix()}"
-            else:
-                url, schema = _pg_schema_url(args.pg_url)
+            url, schema = _store_url(engine, folder, args.pg_url)
             try:
                 command = [sys.executable, str(Path(__file__).resolve()), "--measure", "ingest", "--data",
                            str(folder), "--url", url]
@@ -495,11 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append({"engine": "parquet", "method": "pandas", "events": events, **entry})
         print(f"  pandas (parquet): {entry['seconds']:.2f}s, peak RSS {entry['peak_rss_mb']:.0f} MB", flush=True)
         for engine in engines:
-            schema = None
-            if engine == "sqlite":
-                url = f"sqlite:///{(folder / 'store.db').as_posix()}"
-            else:
-                url, schema = _pg_schema_url(args.pg_url)
+            url, schema = _store_url(engine, folder, args.pg_url)
             try:
                 seconds = load(url, folder)
                 print(f"  {engine}: loaded in {seconds:.1f}s", flush=True)

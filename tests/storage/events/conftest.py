@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from storage.db import Database
+from storage.errors import IngestRejected
 from storage.events.ingest import EventIngestReport, ingest_events
 
 FAR_FUTURE_NOW = datetime(2030, 1, 1)
@@ -31,6 +32,15 @@ def ingest_rows(db: Database, folder: Path, kind: str, rows: list[dict[str, Any]
     existing = len(list(folder.glob(f"{kind}*.csv")))
     path = write_csv(folder / (name or f"{kind}{existing}.csv"), rows, columns)
     return ingest_events(db, path, kind=kind, now=now, **kwargs)
+
+
+def rejected(db: Database, call: Callable[[], Any]) -> IngestRejected:
+    """Run an ingest that must fail; prove that nothing was stored."""
+    before = db.row_counts()
+    with pytest.raises(IngestRejected) as caught:
+        call()
+    assert db.row_counts() == before
+    return caught.value
 
 
 @pytest.fixture

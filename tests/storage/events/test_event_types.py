@@ -8,9 +8,8 @@ from typing import Any
 import pytest
 
 from storage.db import Database
-from storage.errors import IngestRejected
 from storage.events.features import FeatureSpec, feature_description, features_as_of
-from tests.storage.events.conftest import Ingest
+from tests.storage.events.conftest import Ingest, rejected
 
 CLIENTS = [{"client_id": "a", "region": "north"}, {"client_id": "b", "region": "south"}]
 SUBSCRIPTIONS = [{"client_id": c, "start": "2020-01-01", "monthly_amount": 10} for c in ("a", "b")]
@@ -76,12 +75,6 @@ def test_a_name_equal_to_an_unnamed_code_adds_the_two_up(db: Database, ingest: I
     assert _counts(db) == {"2": [2.0, 1.0], "1": [1.0, 1.0]}
 
 
-def _refused(db: Database, call: Any) -> IngestRejected:
-    before = db.row_counts()
-    with pytest.raises(IngestRejected) as caught:
-        call()
-    assert db.row_counts() == before
-    return caught.value
 
 
 @pytest.mark.parametrize(("rows", "problem", "words"), [
@@ -94,17 +87,17 @@ def _refused(db: Database, call: Any) -> IngestRejected:
 ])
 def test_bad_lookups_are_refused_whole(db: Database, ingest: Ingest, rows: list[dict[str, Any]], problem: str,
                                        words: str) -> None:
-    error = _refused(db, lambda: ingest("event_types", rows, mapping=NAMES_MAPPING))
+    error = rejected(db, lambda: ingest("event_types", rows, mapping=NAMES_MAPPING))
     assert error.details["problem"] == problem and words in str(error)
 
 
-def test_a_name_already_used_by_another_stored_code_is_refused(db: Database, ingest: Ingest) -> None:
+def test_a_name_already_used_by_another_stored_code_isrejected(db: Database, ingest: Ingest) -> None:
     ingest("event_types", NAMES, mapping=NAMES_MAPPING)
-    error = _refused(db, lambda: ingest("event_types", [{"event_type_id": 7, "event_type_name": "like"}],
+    error = rejected(db, lambda: ingest("event_types", [{"event_type_id": 7, "event_type_name": "like"}],
                                         mapping=NAMES_MAPPING))
     assert "'like' for codes 1, 7" in str(error) and "already stored" in str(error)
 
 
 def test_a_lookup_without_its_columns_names_them(db: Database, ingest: Ingest) -> None:
-    error = _refused(db, lambda: ingest("event_types", [{"id": 1, "label": "like"}]))
+    error = rejected(db, lambda: ingest("event_types", [{"id": 1, "label": "like"}]))
     assert error.details["problem"] == "missing_column" and "--map event_type=COLUMN" in str(error)

@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import select
 
 from storage.db import Database
-from storage.errors import IngestRejected, UserError
+from storage.errors import UserError
 from storage.events import append as append_module
 from storage.events import ingest as ingest_module
 from storage.events.ingest import ingest_events, parse_times
 from storage.events.tables import EventClient, EventPurchase, EventSubscription, EventTicket, EventUsage
 from storage.tables import Batch
-from tests.storage.events.conftest import FAR_FUTURE_NOW, Ingest, write_csv
+from tests.storage.events.conftest import FAR_FUTURE_NOW, Ingest, rejected, write_csv
 
 CLIENTS = [
     {"client_id": "c1", "signup_date": "2024-01-01", "region": "north", "seats": 3},
@@ -31,13 +31,6 @@ def _rows(db: Database, model: Any) -> list[Any]:
         return list(session.execute(select(model).order_by(model.id)).scalars())
 
 
-def _rejected(db: Database, call: Any) -> IngestRejected:
-    """Run an ingest that must fail; prove that nothing was stored."""
-    before = db.row_counts()
-    with pytest.raises(IngestRejected) as caught:
-        call()
-    assert db.row_counts() == before
-    return caught.value
 
 
 def test_every_kind_is_stored_with_its_batch(db: Database, ingest: Ingest) -> None:
@@ -112,13 +105,13 @@ def test_parquet_files_are_read_too(db: Database, tmp_path: Path) -> None:
 
 def test_missing_required_column_is_named_with_the_columns_present(db: Database, ingest: Ingest) -> None:
     ingest("clients", CLIENTS)
-    error = _rejected(db, lambda: ingest("purchases", [{"client_id": "c1", "when": "2024-01-01", "amount": 1}]))
+    error = rejected(db, lambda: ingest("purchases", [{"client_id": "c1", "when": "2024-01-01", "amount": 1}]))
     assert error.details["problem"] == "missing_column" and error.details["column"] == "timestamp"
     assert "field 'timestamp'" in str(error) and "'when'" in str(error) and "--map timestamp=COLUMN" in str(error)
 
 
 def test_explicitly_mapped_optional_column_must_exist(db: Database, ingest: Ingest) -> None:
-    error = _rejected(db, lambda: ingest("clients", CLIENTS, mapping={"churn_date": "cancelled"}))
+    error = rejected(db, lambda: ingest("clients", CLIENTS, mapping={"churn_date": "cancelled"}))
     assert error.details["column"] == "cancelled" and "mapped to column 'cancelled'" in str(error)
 
 
@@ -126,7 +119,7 @@ def test_events_for_unknown_clients_name_some_ids_and_the_count(db: Database, in
     ingest("clients", CLIENTS)
     rows = [{"client_id": cid, "timestamp": "2024-04-01", "amount": 1} for cid in
             ["c1", "x1", "x2", "x1", "x3", "x4", "x5", "x6"]]
-    error = _rejected(db, lambda: ingest("purchases", rows))
+    error = rejected(db, lambda: ingest("purchases", rows))
     assert error.details["problem"] == "unknown_client"
     assert error.details["examples"] == ["x1", "x2", "x3", "x4", "x5"]
     assert error.details["count"] == 7 and error.details["rows"] == [2, 3, 4, 5, 6, 7, 8]
@@ -134,7 +127,7 @@ def test_events_for_unknown_clients_name_some_ids_and_the_count(db: Database, in
 
 
 def test_events_before_any_clients_say_to_ingest_clients_first(db: Database, ingest: Ingest) -> None:
-    error = _rejected(db, lambda: ingest("usage", [{"client_id": "c1", "timestamp": "2024-01-01",
+    error = rejected(db, lambda: ingest("usage", [{"client_id": "c1", "timestamp": "2024-01-01",
                                                     "event_type": "login"}]))
     assert "ingest the clients table first (--kind clients)" in str(error)
 
@@ -143,7 +136,7 @@ def test_unparseable_timestamps_give_rows_and_examples(db: Database, ingest: Ing
     ingest("clients", CLIENTS)
     rows = [{"client_id": "c1", "timestamp": t, "event_type": "login"}
             for t in ["2024-01-01", "yesterday", "2024-13-45", "", "2024-02-01 10:00"]]
-    error = _rejected(db, lambda: ingest("usage", rows))
+    error = rejected(db, lambda: ingest("usage", rows))
     problems = {p["check"]: p for p in error.details["problems"]}
     assert problems["bad_timestamp"]["rows"] == [2, 3]
     assert problems["bad_timestamp"]["examples"] == ["yesterday", "2024-13-45"]
@@ -155,7 +148,7 @@ def test_future_timestamps_are_refused_relative_to_now(db: Database, ingest: Ing
     ingest("clients", CLIENTS, now=datetime(2024, 6, 1))
     rows = [{"client_id": "c1", "timestamp": "2024-06-01 13:00", "amount": 1},  # within the 14 h tolerance
             {"client_id": "c1", "timestamp": "2024-06-02 03:00", "amount": 1}]
-    error = _rejected(db, lambda: ingest("purchases", rows, now=datetime(2024, 6, 1, 12, 0)))
+    error = rejected(db, lambda: ingest("purchases", rows, now=datetime(2024, 6, 1, 12, 0)))
     assert error.details["problem"] == "future_timestamp" and error.details["rows"] == [2]
     assert error.details["examples"] == ["2024-06-02 03:00:00"]
     assert ingest("purchases", rows, now=datetime(2024, 6, 1, 14, 0)).inserted == 2
@@ -178,7 +171,7 @@ def test_scheduled_ends_may_lie_in_the_future(db: Database, ingest: Ingest) -> N
 def test_negative_amounts_are_refused(db: Database, ingest: Ingest, kind: str, row: dict[str, Any],
                                       column: str) -> None:
     ingest("clients", CLIENTS)
-    error = _rejected(db, lambda: ingest(kind, [row]))
+    error = rejected(db, lambda: ingest(kind, [row]))
     assert error.details["problem"] == "negative_amount" and error.details["column"] == column
     assert error.details["rows"] == [1]
 
@@ -186,12 +179,12 @@ def test_negative_amounts_are_refused(db: Database, ingest: Ingest, kind: str, r
 def test_amounts_that_are_not_numbers_are_refused(db: Database, ingest: Ingest) -> None:
     ingest("clients", CLIENTS)
     rows = [{"client_id": "c1", "timestamp": "2024-04-01", "amount": a} for a in ["1.5", "$3", "12"]]
-    error = _rejected(db, lambda: ingest("purchases", rows))
+    error = rejected(db, lambda: ingest("purchases", rows))
     assert error.details["problem"] == "not_a_number" and error.details["examples"] == ["$3"]
 
 
 def test_duplicate_client_ids_are_refused(db: Database, ingest: Ingest) -> None:
-    error = _rejected(db, lambda: ingest("clients", [*CLIENTS, {"client_id": "c1", "signup_date": "2024-05-01"}]))
+    error = rejected(db, lambda: ingest("clients", [*CLIENTS, {"client_id": "c1", "signup_date": "2024-05-01"}]))
     assert error.details["problem"] == "duplicate_client" and error.details["rows"] == [1, 4]
     assert error.details["examples"] == ["c1", "c1"]
 
@@ -208,7 +201,7 @@ def test_end_before_start_is_refused(db: Database, ingest: Ingest, kind: str, ro
                                      column: str) -> None:
     if kind != "clients":
         ingest("clients", CLIENTS)
-    error = _rejected(db, lambda: ingest(kind, [row]))
+    error = rejected(db, lambda: ingest(kind, [row]))
     assert error.details["problem"] == "end_before_start" and error.details["column"] == column
 
 
@@ -216,7 +209,7 @@ def test_all_problems_of_a_file_are_listed_at_once(db: Database, ingest: Ingest)
     ingest("clients", CLIENTS)
     rows = [{"client_id": "c1", "timestamp": "soon", "amount": 1},
             {"client_id": "ghost", "timestamp": "2024-01-01", "amount": -1}]
-    error = _rejected(db, lambda: ingest("purchases", rows))
+    error = rejected(db, lambda: ingest("purchases", rows))
     assert [p["check"] for p in error.details["problems"]] == ["bad_timestamp", "negative_amount", "unknown_client"]
     assert str(error).startswith("purchases0.csv: 3 problems, nothing was stored: (1)")
 
@@ -271,7 +264,7 @@ def test_a_later_subscription_export_replaces_rows_with_the_same_key(db: Databas
 def test_duplicate_natural_keys_within_a_file_are_refused(db: Database, ingest: Ingest) -> None:
     ingest("clients", CLIENTS)
     row = {"client_id": "c1", "opened_at": "2024-01-01 10:00", "category": "bug"}
-    error = _rejected(db, lambda: ingest("tickets", [row, row]))
+    error = rejected(db, lambda: ingest("tickets", [row, row]))
     assert error.details["problem"] == "duplicate_row" and error.details["rows"] == [1, 2]
 
 
@@ -282,7 +275,7 @@ def test_overlapping_event_exports_are_refused_but_later_and_earlier_ones_accept
     ingest("usage", march)
     overlap = [{"client_id": "c1", "timestamp": "2024-03-20", "event_type": "login"},
                {"client_id": "c2", "timestamp": "2024-03-20", "event_type": "login"}]
-    error = _rejected(db, lambda: ingest("usage", overlap))
+    error = rejected(db, lambda: ingest("usage", overlap))
     assert error.details["problem"] == "overlapping_events" and error.details["rows"] == [1]
     assert "c1: file 2024-03-20 00:00..2024-03-20 00:00, stored 2024-03-01 00:00..2024-03-31 00:00" in str(error)
     assert ingest("usage", [{"client_id": "c1", "timestamp": "2024-03-31", "event_type": "x"},

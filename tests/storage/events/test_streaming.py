@@ -18,7 +18,7 @@ from storage.events import stream as stream_module
 from storage.events.ingest import ingest_events
 from storage.events.tables import EventUsage
 from storage.readers import Limits
-from tests.storage.events.conftest import FAR_FUTURE_NOW, Ingest, write_csv
+from tests.storage.events.conftest import FAR_FUTURE_NOW, Ingest, rejected, write_csv
 
 CHUNK = 4  # rows per chunk in these tests: every file below spans several chunks
 
@@ -49,12 +49,6 @@ def _usage(n: int, **overrides: dict[int, dict[str, Any]]) -> list[dict[str, Any
     return rows
 
 
-def _rejected(db: Database, call: Any) -> IngestRejected:
-    before = db.row_counts()
-    with pytest.raises(IngestRejected) as caught:
-        call()
-    assert db.row_counts() == before
-    return caught.value
 
 
 def _usage_rows(db: Database) -> int:
@@ -74,7 +68,7 @@ def test_problems_of_several_chunks_are_one_problem_with_rows_from_each(db: Data
     # Given bad timestamps in the first, third and sixth chunk, and an unknown client in the fifth
     rows = _usage(23, at={1: {"timestamp": "soon"}, 9: {"timestamp": "later"}, 17: {"client_id": "ghost"},
                           21: {"timestamp": "never"}})
-    error = _rejected(db, lambda: ingest("usage", rows))
+    error = rejected(db, lambda: ingest("usage", rows))
     problems = {p["check"]: p for p in error.details["problems"]}
     # Then each check is reported once, with its rows across the chunks, as a whole-file read would
     assert problems["bad_timestamp"]["rows"] == [2, 10, 22] and problems["bad_timestamp"]["count"] == 3
@@ -87,7 +81,7 @@ def test_problems_of_several_chunks_are_one_problem_with_rows_from_each(db: Data
 def test_a_bad_row_in_the_last_chunk_stores_none_of_the_earlier_chunks(db: Database, ingest: Ingest,
                                                                        clients: None) -> None:
     rows = _usage(22, at={21: {"value": "lots"}})
-    error = _rejected(db, lambda: ingest("usage", rows))
+    error = rejected(db, lambda: ingest("usage", rows))
     assert error.details["problem"] == "not_a_number" and error.details["rows"] == [22]
     assert _usage_rows(db) == 0
 
@@ -101,7 +95,7 @@ def test_rows_with_a_wrong_number_of_fields_are_refused_quoting_them(sqlite_db: 
     lines[9] = "c1,2024-01-09,login,extra"  # one too many
     path = tmp_path / "ragged.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    error = _rejected(db, lambda: ingest_events(db, path, kind="usage", now=FAR_FUTURE_NOW))
+    error = rejected(db, lambda: ingest_events(db, path, kind="usage", now=FAR_FUTURE_NOW))
     assert error.details["problem"] == "bad_delimiter" and error.details["bad_rows"] == 2
     assert "'c1,2024-01-06'" in str(error) and "'c1,2024-01-09,login,extra'" in str(error)
 
@@ -140,14 +134,14 @@ def test_text_that_is_not_utf8_deep_in_the_file_is_refused(sqlite_db: Database, 
     head = "client_id,timestamp,event_type\n" + "c1,2024-01-01,login\n" * 70_000  # past the sniffed first MB
     path = tmp_path / "usage.csv"
     path.write_bytes(head.encode("utf-8") + b"c1,2024-01-02,caf\xe9\n")
-    error = _rejected(db, lambda: ingest_events(db, path, kind="usage", now=FAR_FUTURE_NOW))
+    error = rejected(db, lambda: ingest_events(db, path, kind="usage", now=FAR_FUTURE_NOW))
     assert error.details["problem"] == "not_a_table" and "UTF8" in str(error)
 
 
 def test_overlap_with_stored_events_is_found_across_chunks(db: Database, ingest: Ingest, clients: None) -> None:
     ingest("usage", [{"client_id": "c2", "timestamp": f"2024-02-{d:02d}", "event_type": "x"} for d in (1, 20)])
     rows = [*_usage(10), {"client_id": "c2", "timestamp": "2024-02-10", "event_type": "x", "value": ""}]
-    error = _rejected(db, lambda: ingest("usage", rows))
+    error = rejected(db, lambda: ingest("usage", rows))
     assert error.details["problem"] == "overlapping_events"
     assert error.details["rows"] == [2]  # c2's first row in the file
     assert "c2: file 2024-01-02 10:00..2024-02-10 00:00, stored 2024-02-01 00:00..2024-02-20 00:00" in str(error)
