@@ -118,12 +118,14 @@ class Services:
 
     def make_runner(self) -> None:
         from bot.training import process_trainer
+        from jobs.ingest_job import ARRIVAL_JOB, ARRIVAL_TARGET
         from jobs.retrain_job import RetrainWorker
         from jobs.runner import JobRunner
 
         # The registry is shared so the jobs' model cache is the scorer's; training runs in a
         # child process so that it never holds this process's GIL (see bot/training.py).
-        self.runner = JobRunner(self.settings, self.db, self.notifier,
+        # "arrival" follows up an admin's upload as the inbox job follows up its files.
+        self.runner = JobRunner(self.settings, self.db, self.notifier, jobs={ARRIVAL_JOB: ARRIVAL_TARGET},
                                 services={"registry": self.registry, "trainer": process_trainer})
         self.retrain_worker = RetrainWorker(self.runner)
 

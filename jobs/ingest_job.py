@@ -15,7 +15,9 @@ it has finished copying.
 After storing, each new batch is scored with the current champion before anything uses its
 labels (see ``jobs/data.py``), and the job asks for the drift and performance checks of the
 new batches, and for a retrain when a labelled batch arrived and ``CHURNGUARD_RETRAIN_ON``
-includes ``new_labels``.
+includes ``new_labels``.  That part is :func:`after_ingest`, the one place these rules live:
+batches stored another way (an admin's CSV upload in the bot) get the same through the
+``arrival`` job (:func:`run_arrival`), which the bot starts after answering the admin.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs.alerts import AlertDraft
-from jobs.data import batch_frame, registry_of, schema_or_none, score_batch, serving_or_none
+from jobs.data import batch_frame, get_batch, registry_of, schema_or_none, score_batch, serving_or_none
 from jobs.runner import FollowUp, JobContext, JobResult
 from model.event_source import is_event_model
 from storage.errors import UserError
@@ -44,6 +46,8 @@ PROCESSED, REJECTED = "processed", "rejected"
 IGNORED_SUFFIXES = (".part", ".tmp", ".partial", ".crdownload", "~", ".error.txt")
 SETTLE_SECONDS = 2.0
 SOURCE_WATERMARK = "source_last_pull"
+ARRIVAL_JOB = "arrival"
+ARRIVAL_TARGET = "jobs.ingest_job:run_arrival"
 log = logging.getLogger("churnguard.jobs")
 
 
@@ -171,14 +175,9 @@ def run(ctx: JobContext) -> JobResult:
         if alert is not None:
             alerts.append(alert)
 
-    scoring = _score_new(ctx, [r.batch_id for r in new_reports])
     new_ids = [r.batch_id for r in new_reports]
-    follow_ups: list[FollowUp] = []
-    if new_ids:
-        follow_ups += [FollowUp("drift", "new_batch", {"batch_ids": new_ids}),
-                       FollowUp("performance", "new_batch", {"batch_ids": new_ids})]
-        if any(r.labelled for r in new_reports) and "new_labels" in settings.retrain_on:
-            follow_ups.append(FollowUp("retrain", "new_labels", {}))
+    arrival = after_ingest(ctx, new_ids)
+    scoring = arrival.scoring
     counts = {status: sum(o.status == status for o in outcomes) for status in ("stored", "duplicate", "rejected")}
     if not outcomes:
         summary = f"inbox {inbox} is empty; nothing to ingest"
@@ -193,7 +192,61 @@ def run(ctx: JobContext) -> JobResult:
         details={"inbox": str(inbox), "files": [o.as_dict() for o in outcomes], "new_batch_ids": new_ids,
                  "scoring": scoring},
         alerts=alerts,
-        follow_ups=follow_ups,
+        follow_ups=arrival.follow_ups,
+    )
+
+
+@dataclass
+class Arrival:
+    """What follows the storing of new batches: how their scoring went, and what runs next."""
+
+    batch_ids: list[int]
+    scoring: list[str]
+    follow_ups: list[FollowUp]
+
+
+def arrival_follow_ups(db: Any, settings: Any, batch_ids: list[int]) -> list[FollowUp]:
+    """The jobs new batches ask for, in this order: drift and performance of those batches,
+    then a retrain when one of them is labelled and ``CHURNGUARD_RETRAIN_ON`` has ``new_labels``.
+
+    Whether a batch is labelled is read from the store, so a caller needs only batch ids.
+    """
+    if not batch_ids:
+        return []
+    follow_ups = [FollowUp("drift", "new_batch", {"batch_ids": list(batch_ids)}),
+                  FollowUp("performance", "new_batch", {"batch_ids": list(batch_ids)})]
+    if "new_labels" in settings.retrain_on and any(
+            (batch := get_batch(db, batch_id)) is not None and batch.labelled for batch_id in batch_ids):
+        follow_ups.append(FollowUp("retrain", "new_labels", {}))
+    return follow_ups
+
+
+def after_ingest(ctx: JobContext, batch_ids: list[int]) -> Arrival:
+    """Everything that follows new batches, whoever stored them (inbox, SQL source, bot upload):
+    score them with the champion now, before their labels are used, and name the checks to run.
+
+    Batches already known (a file sent twice) are not new: pass only stored batches.
+    """
+    return Arrival(list(batch_ids), _score_new(ctx, batch_ids), arrival_follow_ups(ctx.db, ctx.settings, batch_ids))
+
+
+def run_arrival(ctx: JobContext) -> JobResult:
+    """The ``arrival`` job: :func:`after_ingest` for batches stored outside the inbox job.
+
+    Params: ``batch_ids`` (the new batches) and optionally ``source`` (who stored them, for
+    the run's record).  A bot upload runs it, so its batches are scored, checked for drift
+    and performance, and retrained on exactly as if they had come through the inbox.
+    """
+    batch_ids = [int(b) for b in ctx.params.get("batch_ids") or []]
+    if not batch_ids:
+        return JobResult("no new batch named: nothing to follow up", outcome="skipped")
+    arrival = after_ingest(ctx, batch_ids)
+    named = ", ".join(f"#{b}" for b in batch_ids)
+    summary = f"new batch(es) {named}" + ("; " + "; ".join(arrival.scoring) if arrival.scoring else "")
+    return JobResult(
+        summary=summary,
+        details={"new_batch_ids": batch_ids, "scoring": arrival.scoring, "source": ctx.params.get("source")},
+        follow_ups=arrival.follow_ups,
     )
 
 

@@ -4,6 +4,12 @@ The type and size are checked from the message metadata *before* anything is dow
 so a 2 GB file sent by mistake costs nothing.  The file is stored only through the same
 ``ingest_file`` as the command line, in one transaction, and the reply is its report:
 exactly what was stored, or exactly why nothing was.
+
+A stored batch then gets what the inbox job gives a new batch (``jobs.ingest_job.after_ingest``,
+run as the ``arrival`` job on the bot's job runner): scoring with the champion, the drift and
+performance checks, and a retrain on new labels per ``CHURNGUARD_RETRAIN_ON``.  They start in
+the background *after* the reply, so the admin is answered at once; their alerts reach
+subscribers and admins through the notifier, like any job's.
 """
 
 from __future__ import annotations
@@ -19,7 +25,9 @@ from telegram.ext import ContextTypes
 
 from bot.messages import reply, show_activity
 from bot.retry import retry_call
-from bot.services import services
+from bot.services import Services, services
+from jobs.ingest_job import ARRIVAL_JOB, arrival_follow_ups
+from jobs.runner import FOLLOW_UP_WAIT_SECONDS
 from storage.errors import IngestRejected, UserError
 from storage.ingest import ingest_file
 from storage.readers import Limits
@@ -29,6 +37,8 @@ log = logging.getLogger(__name__)
 
 ACCEPTED_SUFFIXES = (".csv", ".csv.gz")
 NOTHING_STORED = "Nothing was stored."
+CHECK_NAMES = {"drift": "the drift check", "performance": "the performance check (realised recall)",
+               "retrain": "a retrain on the new labels"}
 
 
 def megabytes(size: int) -> str:
@@ -103,11 +113,42 @@ async def upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
         with contextlib.suppress(OSError):
             target.unlink()
     await svc.offload(svc.after_change)
-    await reply(update, context, report.to_text(), filename="ingest-report.txt")
+    text = report.to_text()
+    started = report.stored and svc.runner is not None
+    if started:
+        follow_ups = await svc.offload(arrival_follow_ups, svc.db, settings, [report.batch_id])
+        text += "\n\n" + checks_text([f.job for f in follow_ups])
+    await reply(update, context, text, filename="ingest-report.txt")
+    if started:
+        context.application.create_task(follow_up(svc, report.batch_id, name), update=update,
+                                        name=f"churnguard-arrival-{report.batch_id}")
     summary = report.to_dict()
     if summary.get("duplicate_of") is not None:
         return f"duplicate of batch {summary['duplicate_of']}"
     return f"stored batch {summary.get('batch_id')}: {summary.get('rows')} rows"
 
 
-__all__ = ["ACCEPTED_SUFFIXES", "NOTHING_STORED", "check_document", "upload"]
+def checks_text(jobs: list[str]) -> str:
+    """The reply's last paragraph: which follow-ups were started, in the order they run."""
+    steps = ["scoring with the champion", *(CHECK_NAMES.get(job, job) for job in jobs)]
+    return (f"Started in the background: {', then '.join(steps)}. "
+            "Alerts go to subscribers and admins; /alerts lists them.")
+
+
+async def follow_up(svc: Services, batch_id: int, source: str) -> None:
+    """In the background: the ``arrival`` job and its follow-ups, each a recorded run.
+
+    It waits for a running arrival (two uploads in a row) instead of skipping, so every
+    batch is scored.  Failures are recorded and alerted by the runner; nothing is raised.
+    """
+    try:
+        reports = await svc.runner.run(ARRIVAL_JOB, trigger="upload", params={"batch_ids": [batch_id], "source": source},
+                                       wait_seconds=FOLLOW_UP_WAIT_SECONDS)
+        log.info("upload of batch #%s followed up: %s", batch_id,
+                 "; ".join(f"{r.job} {r.outcome}" for r in reports))
+        await svc.offload(svc.after_change)  # new predictions, perhaps a new champion
+    except Exception:
+        log.exception("the follow-ups of uploaded batch #%s could not be run", batch_id)
+
+
+__all__ = ["ACCEPTED_SUFFIXES", "NOTHING_STORED", "check_document", "checks_text", "follow_up", "upload"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,18 @@ import pytest
 from bot.access import audit_entries
 from bot.emulator import ChatMessage, Emulator
 from bot.handlers.upload import check_document
-from tests.bot.churnguard_fixtures import ADMIN, LiveBot, live_bot, make_settings  # noqa: F401
+from jobs.data import stored_batch_scores
+from jobs.reports import latest_report
+from jobs.runs import RunView, recent_runs
+from tests.bot.churnguard_fixtures import (  # noqa: F401
+    ADMIN,
+    VIEWER,
+    LiveBot,
+    live_bot,
+    make_settings,
+    trained_home,
+    trained_template,
+)
 from tests.conftest import TELCO
 
 LINES = TELCO.read_text(encoding="utf-8").splitlines()
@@ -31,6 +43,27 @@ def upload(bot: LiveBot, name: str, content: bytes) -> ChatMessage:
     return bot.emulator.wait_for_replies(update, timeout=60)[0]
 
 
+def finished_runs(bot: LiveBot, jobs: set[str], timeout: float = 120.0) -> list[RunView]:
+    """Every job run, oldest first, once runs of all ``jobs`` have finished (the upload's
+    follow-ups run in the background, after the reply)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = list(reversed(recent_runs(bot.db, limit=100)))
+        done = {run.job for run in runs if run.outcome != "running"}
+        if jobs <= done and all(run.outcome != "running" for run in runs):
+            return runs
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"runs so far: {[(r.job, r.outcome) for r in runs]}, waiting for {sorted(jobs)}")
+        time.sleep(0.1)
+
+
+def new_churn_only_clients(count: int) -> bytes:
+    """Labelled rows of short-tenure month-to-month clients only: the mix the champion learnt
+    from has shifted (contracts, tenure, charges), so the drift check has something to find."""
+    rows = [line for line in LINES[1:] if ",Month-to-month," in line and int(line.split(",")[5]) <= 12]
+    return ("\n".join([HEADER, *rows[:count]]) + "\n").encode("utf-8")
+
+
 @pytest.mark.parametrize(("name", "size", "problem"), [
     (None, 10, "has no name"),
     ("clients.xlsx", 10, "is not a .csv or .csv.gz file"),
@@ -47,7 +80,7 @@ def test_acceptable_documents_pass_the_metadata_check() -> None:
 
 
 def test_a_good_csv_is_stored_and_the_reply_says_exactly_what(home: Path, emulator: Emulator, live_bot) -> None:  # noqa: F811
-    bot = live_bot(make_settings(home, emulator))
+    bot = live_bot(make_settings(home, emulator, retrain_on=["schedule"]))
     emulator.fail_next("sendChatAction", 400, description="Bad Request: method is not supported here")
 
     first = upload(bot, "march.csv", telco_csv(1, 301))  # a failed "typing…" costs nothing
@@ -62,6 +95,7 @@ def test_a_good_csv_is_stored_and_the_reply_says_exactly_what(home: Path, emulat
         f"Stored batch #1 from march.csv: 300 rows, 19 columns, labelled, {churners} churners")
     assert second.text is not None and second.text.startswith("Stored batch #2 from april.csv.gz: 200 rows")
     assert again.text is not None and again.text.startswith("Nothing changed: march-copy.csv is identical to batch #1")
+    assert "Started in the background" in first.shown_text and "Started in the background" not in again.shown_text
     counts = bot.db.row_counts()
     assert counts["batch"] == 2 and counts["client_record"] == 500
     results = [row.result for row in audit_entries(bot.db, actor=ADMIN, action="upload")]
@@ -70,9 +104,10 @@ def test_a_good_csv_is_stored_and_the_reply_says_exactly_what(home: Path, emulat
 
 
 def test_bad_files_store_nothing_and_the_reply_says_why(home: Path, emulator: Emulator, live_bot) -> None:  # noqa: F811
-    bot = live_bot(make_settings(home, emulator, max_upload_mb=0.05))
+    bot = live_bot(make_settings(home, emulator, max_upload_mb=0.05, retrain_on=["schedule"]))
     assert upload(bot, "base.csv", telco_csv(1, 101)).text.startswith("Stored batch #1")
-    before = stored(bot)
+    finished_runs(bot, {"arrival", "drift", "performance"})  # its follow-ups (no champion: skipped)
+    before = stored(bot)  # job runs included: a refused upload starts none
     downloads = len(emulator.calls("getFile"))
     no_id = "\n".join(line.split(",", 1)[1] for line in LINES[:50]).encode()
     duplicated = telco_csv(200, 230) + LINES[200].encode() + b"\n"
@@ -97,3 +132,38 @@ def test_bad_files_store_nothing_and_the_reply_says_why(home: Path, emulator: Em
     assert "is not a .csv or .csv.gz file" in wrong_type.text
     assert len(emulator.calls("getFile")) == downloads + len(cases)  # the last two were never fetched
     assert stored(bot) == before
+
+
+def test_an_uploaded_batch_is_scored_and_checked_like_an_inbox_file(
+        trained_home: Path, emulator: Emulator, live_bot) -> None:  # noqa: F811
+    # given a store with a champion, a subscribed viewer, and a retrain on new labels
+    bot = live_bot(make_settings(trained_home, emulator, retrain_on=["new_labels"]))
+    assert bot.ask(VIEWER, "/subscribe").startswith("Subscribed")
+    champion = bot.services.registry.champion().version
+    # when an admin sends a file already stored, then a bad one: nothing is started
+    again = upload(bot, "telco.csv", TELCO.read_bytes())
+    bad = upload(bot, "labels.csv", telco_csv(1, 50).replace(b",No\n", b",Maybe\n"))
+    assert again.shown_text.startswith("Nothing changed") and "Started" not in again.shown_text
+    assert bad.shown_text.startswith("labels.csv was rejected") and "Started" not in bad.shown_text
+    # and then a good labelled batch
+    reply = upload(bot, "april.csv", new_churn_only_clients(400))
+
+    # then the reply says what was stored and which checks were started, in their order
+    assert reply.shown_text.startswith("Stored batch #2 from april.csv: 400 rows"), reply.shown_text
+    assert ("Started in the background: scoring with the champion, then the drift check, then the performance "
+            "check (realised recall), then a retrain on the new labels.") in reply.shown_text
+    # and the job runs are recorded as the inbox job's follow-ups are, for that batch only
+    runs = finished_runs(bot, {"arrival", "drift", "performance", "retrain"})
+    assert [(r.job, r.details["trigger"]) for r in runs] == [
+        ("arrival", "upload"), ("drift", "new_batch"), ("performance", "new_batch"), ("retrain", "new_labels")]
+    assert [r.details["params"].get("batch_ids") for r in runs[:3]] == [[2], [2], [2]]
+    assert [r.outcome for r in runs[:3]] == ["ok", "ok", "ok"], [r.details["summary"] for r in runs]
+    # and the champion scored the batch on arrival, and the checks used those predictions
+    scores = stored_batch_scores(bot.db, 2)
+    assert scores is not None and scores.model_version == champion and len(scores) == 400
+    assert f"batch #2 scored with {champion} (400 clients)" in runs[0].details["summary"]
+    assert latest_report(bot.db, "drift").batch_id == 2
+    assert runs[3].outcome == "ok", runs[3].details  # trained on the new labels (promoted or not)
+    # and the drift alert reached the subscribed viewer through the notifier
+    charts = [m.shown_text for m in bot.bot_messages(VIEWER) if m.kind == "photo"]
+    assert len([text for text in charts if "drift: Data drift in batch #2 (april.csv)" in text]) == 1, charts

@@ -10,9 +10,12 @@ import time
 import pytest
 
 from churnguard import Settings
-from jobs.ingest_job import inbox_files
+from jobs import ingest_job
+from jobs.ingest_job import ARRIVAL_JOB, ARRIVAL_TARGET, inbox_files
 from jobs.notifier import RecordingNotifier
-from jobs.runner import JobResult, JobRunner
+from jobs.runner import FollowUp, JobContext, JobResult, JobRunner
+from storage.ingest import ingest_file
+from storage.schema import schema_from_settings
 from storage.tables import Batch
 from tests.conftest import TELCO
 
@@ -43,7 +46,7 @@ def runner(settings, db, retrains):
         retrains.append(ctx.trigger)
         return JobResult("fake retrain")
 
-    return JobRunner(settings, db, RecordingNotifier(), jobs={"retrain": fake_retrain})
+    return JobRunner(settings, db, RecordingNotifier(), jobs={"retrain": fake_retrain, ARRIVAL_JOB: ARRIVAL_TARGET})
 
 
 def drop(settings, name: str, content: str | bytes):
@@ -224,3 +227,60 @@ def test_an_unreachable_sql_source_alerts_the_admins(settings, db, tmp_path):
     assert report.outcome == "ok" and "1 rejected" in report.summary
     [alert] = runner.notifier.sent
     assert alert.kind == "ingest_rejected" and "could not be read" in alert.text
+
+
+def context(settings, db, job: str, **params) -> JobContext:
+    return JobContext(settings, db, 0, job, "manual", params, lambda _line: None)
+
+
+def store_like_the_bot(settings, db, path) -> int:
+    """What bot/handlers/upload.py does with a document: ``ingest_file``, nothing else."""
+    schema, explicit = schema_from_settings(settings)
+    report = ingest_file(db, path, schema=schema, explicit=explicit, source_name=path.name)
+    assert report.stored
+    return report.batch_id
+
+
+def with_batch(follow_ups: list[FollowUp], batch_id: int) -> list[FollowUp]:
+    """The same follow-ups, naming ``batch_id`` as the new batch."""
+    return [FollowUp(f.job, f.trigger, {**f.params, "batch_ids": [batch_id]} if "batch_ids" in f.params else f.params)
+            for f in follow_ups]
+
+
+@pytest.mark.parametrize(("labelled", "retrain_on", "jobs"), [
+    (True, ["schedule", "new_labels"], ["drift", "performance", "retrain"]),
+    (True, ["schedule", "drift"], ["drift", "performance"]),
+    (False, ["new_labels"], ["drift", "performance"]),
+])
+def test_an_upload_asks_for_exactly_the_follow_ups_of_an_inbox_file(settings, db, tmp_path, labelled, retrain_on,
+                                                                     jobs):
+    settings = settings.model_copy(update={"retrain_on": retrain_on})
+    # given one file through the inbox job and one stored as the bot stores an upload
+    drop(settings, "inbox.csv", telco_rows(0, 100, label=labelled))
+    inbox = ingest_job.run(context(settings, db, "ingest"))
+    [inbox_batch] = inbox.details["new_batch_ids"]
+    uploaded = tmp_path / "upload.csv"
+    uploaded.write_text(telco_rows(100, 200, label=labelled))
+    upload_batch = store_like_the_bot(settings, db, uploaded)
+    # when the bot's path follows the upload up (the arrival job)
+    arrival = ingest_job.run_arrival(context(settings, db, ARRIVAL_JOB, batch_ids=[upload_batch]))
+    # then it asks for the same jobs, in the same order, with the same triggers, for its batch
+    assert [f.job for f in inbox.follow_ups] == jobs
+    assert arrival.follow_ups == with_batch(inbox.follow_ups, upload_batch)
+    assert inbox.follow_ups == with_batch(inbox.follow_ups, inbox_batch)
+    # and both scored on arrival the same way (no champion in this store)
+    assert arrival.details["scoring"] == inbox.details["scoring"] == ["no champion yet, new batches not scored"]
+
+
+def test_the_arrival_job_runs_its_follow_ups_through_the_runner(settings, db, runner, retrains, tmp_path):
+    uploaded = tmp_path / "upload.csv"
+    uploaded.write_text(telco_rows(0, 100))
+    batch_id = store_like_the_bot(settings, db, uploaded)
+    reports = runner.run_sync(ARRIVAL_JOB, trigger="upload", params={"batch_ids": [batch_id]})
+    assert [(r.job, r.run.details["trigger"]) for r in reports] == [
+        ("arrival", "upload"), ("drift", "new_batch"), ("performance", "new_batch"), ("retrain", "new_labels")]
+    assert [r.run.details["params"] for r in reports[1:3]] == [{"batch_ids": [batch_id]}] * 2
+    assert retrains == ["new_labels"]
+    # an arrival naming no batch does nothing
+    [nothing] = runner.run_sync(ARRIVAL_JOB, trigger="upload", params={})
+    assert (nothing.outcome, nothing.summary) == ("skipped", "no new batch named: nothing to follow up")
