@@ -86,20 +86,27 @@ def training_batches(db: Database, version: str) -> list[Batch]:
 
 
 def training_data_lines(info: VersionInfo, report: dict[str, Any], batches: list[Batch]) -> list[str]:
-    line = f"Trained on {info.train_rows} labelled clients"
+    split = report.get("split")
+    clients = split.get("clients") if isinstance(split, dict) else None
+    if isinstance(clients, dict) and clients:
+        # An event model: one row per client and observation date.
+        line = (f"Trained on {info.train_rows} rows of event history: {sum(clients.values())} clients, one row "
+                "per client and observation date")
+    else:
+        line = f"Trained on {info.train_rows} labelled clients"
     if batches:
         shown = ", ".join(f"#{batch.id} {batch.source_name} ({batch.row_count} rows, {batch.received_at:%Y-%m-%d})"
                           for batch in batches[:5])
         more = f" and {len(batches) - 5} more" if len(batches) > 5 else ""
         line += f" from batch(es) {shown}{more}"
     lines = [f"{line}; seed {info.seed}, {info.training_seconds:.0f} s of training."]
-    split = report.get("split")
     if isinstance(split, dict):
         parts = [f"{name} {split[name]['rows']} ({split[name].get('positives', '?')} churners)"
                  for name in ("train", "validation", "test")
                  if isinstance(split.get(name), dict) and "rows" in split[name]]
         if parts:
-            lines.append("Split (stratified): " + ", ".join(parts) + ".")
+            how = "by client: no client on two sides" if isinstance(clients, dict) and clients else "stratified"
+            lines.append(f"Split ({how}): " + ", ".join(parts) + ".")
     return lines
 
 

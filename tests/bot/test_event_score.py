@@ -38,3 +38,7 @@ def test_given_an_event_champion_when_a_viewer_asks_then_reasons_are_plain_words
 
     top = bot.ask(VIEWER, "/top 3")
     assert top.count("\n") >= 3 and " = " not in top
+
+    model = bot.send(VIEWER, "/model")[0].text
+    assert "rows of event history" in model and "one row per client and observation date" in model
+    assert "Split (by client: no client on two sides)" in model
