@@ -57,13 +57,13 @@ def schema_or_none(db: Database, settings: Any) -> Schema | None:
 
 def trained_batches(db: Database, version: str) -> set[int]:
     """The batches a model version was trained on."""
-    with db.session() as session:
+    with db.read_session() as session:
         row = session.exec(select(ModelVersion).where(ModelVersion.version == version)).first()
     return set() if row is None else {int(b) for b in row.batch_ids}
 
 
 def version_threshold(db: Database, version: str) -> float | None:
-    with db.session() as session:
+    with db.read_session() as session:
         row = session.exec(select(ModelVersion).where(ModelVersion.version == version)).first()
     return None if row is None else float(row.threshold)
 
@@ -78,13 +78,13 @@ def outcomes_only(batch: Batch, model: ChurnModel) -> bool:
 
 
 def get_batch(db: Database, batch_id: int) -> Batch | None:
-    with db.session() as session:
+    with db.read_session() as session:
         return session.get(Batch, batch_id)
 
 
 def client_batches(db: Database, *, labelled: bool | None = None) -> list[Batch]:
     """Client batches, oldest first."""
-    with db.session() as session:
+    with db.read_session() as session:
         query = select(Batch).where(Batch.kind == CLIENTS)
         if labelled is not None:
             query = query.where(col(Batch.labelled).is_(labelled))
@@ -136,7 +136,7 @@ def batch_frame(db: Database, schema: Schema, batch_id: int) -> BatchFrame:
     query = sa_select(table.c.id, table.c.client_id, table.c.label, table.c.data).where(
         table.c.batch_id == batch_id
     )
-    with db.session() as session:
+    with db.read_session() as session:
         rows = session.connection().execute(query.order_by(table.c.id)).all()
     types = column_types(db, [batch_id])
     data = pd.DataFrame.from_records([row.data for row in rows], columns=list(types))
@@ -192,7 +192,7 @@ def stored_batch_scores(db: Database, batch_id: int) -> BatchScores | None:
         .where(record.c.batch_id == batch_id)
         .order_by(prediction.c.id)
     )
-    with db.session() as session:
+    with db.read_session() as session:
         rows = session.connection().execute(query).all()
     if not rows:
         return None
@@ -286,7 +286,7 @@ def earlier_predictions(db: Database, client_ids: list[str], before: Any) -> pd.
     prediction = Prediction.__table__  # type: ignore[attr-defined]
     found: dict[str, Any] = {}
     wanted = list(dict.fromkeys(client_ids))
-    with db.session() as session:
+    with db.read_session() as session:
         connection = session.connection()
         for start in range(0, len(wanted), 5000):
             part = wanted[start:start + 5000]
