@@ -91,6 +91,13 @@ def client_batches(db: Database, *, labelled: bool | None = None) -> list[Batch]
         return list(session.exec(query.order_by(col(Batch.id))).all())
 
 
+def event_champion(ctx: Any) -> Serving[ChurnModel] | None:
+    """The serving champion when it learnt from event history: the monitoring jobs then check
+    event features as of a date instead of client-table batches."""
+    serving = serving_or_none(registry_of(ctx.services, ctx.db, ctx.settings))
+    return serving if serving is not None and is_event_model(serving.model) else None
+
+
 def monitoring_inputs(ctx: Any, *, nothing: str) -> tuple[Serving[ChurnModel], Schema, list[int]] | str:
     """What the drift and performance jobs check: the serving champion, the schema and the
     batches named in the run's params (default: the newest batch) — or why there is nothing
@@ -99,9 +106,6 @@ def monitoring_inputs(ctx: Any, *, nothing: str) -> tuple[Serving[ChurnModel], S
     schema = schema_or_none(ctx.db, ctx.settings)
     if serving is None or schema is None:
         return f"no champion model yet: {nothing}"
-    if is_event_model(serving.model):
-        return (f"the champion {serving.version} is trained on event history, and these checks read client-table "
-                "batches: not monitored by this job")
     batch_ids = [int(b) for b in ctx.params.get("batch_ids") or []]
     if not batch_ids:
         latest = latest_batch(ctx.db)

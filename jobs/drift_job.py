@@ -27,16 +27,15 @@ import pandas as pd
 from jobs.alerts import AlertDraft
 from jobs.data import (
     batch_frame,
+    event_champion,
     get_batch,
     monitoring_inputs,
     outcomes_only,
-    registry_of,
-    serving_or_none,
 )
 from jobs.reports import DRIFT, store_report
 from jobs.runner import FollowUp, JobContext, JobResult
 from model.artifact import ChurnModel
-from model.event_source import is_event_model, model_inputs, model_spec, scoring_date
+from model.event_source import model_inputs, model_spec, scoring_date
 from model.features import level_key
 from model.monitoring.charts import drift_chart
 from model.monitoring.drift import DriftReport, DriftSettings, detect_drift
@@ -82,9 +81,9 @@ def compare_with_reference(model: ChurnModel, features_frame: pd.DataFrame,
 
 def run(ctx: JobContext) -> JobResult:
     db, settings = ctx.db, ctx.settings
-    serving = serving_or_none(registry_of(ctx.services, db, settings))
-    if serving is not None and is_event_model(serving.model):
-        return run_on_events(ctx, serving)
+    events = event_champion(ctx)
+    if events is not None:
+        return run_on_events(ctx, events)
     inputs = monitoring_inputs(ctx, nothing="nothing to compare with")
     if isinstance(inputs, str):
         return JobResult(inputs, outcome="skipped")

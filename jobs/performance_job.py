@@ -36,12 +36,11 @@ from jobs.data import (
     align,
     batch_frame,
     earlier_predictions,
+    event_champion,
     get_batch,
     monitoring_inputs,
     outcomes_only,
-    registry_of,
     score_batch,
-    serving_or_none,
     stored_batch_scores,
     trained_batches,
     version_threshold,
@@ -49,7 +48,7 @@ from jobs.data import (
 from jobs.reports import PERFORMANCE, reports, store_report
 from jobs.runner import FollowUp, JobContext, JobResult
 from model.artifact import ChurnModel
-from model.event_source import is_event_model, model_inputs, model_spec
+from model.event_source import model_inputs, model_spec
 from model.monitoring.charts import RecallPoint, recall_chart
 from model.monitoring.performance import (
     EstimatedPerformance,
@@ -69,9 +68,9 @@ CONFIDENCE = 0.95
 
 def run(ctx: JobContext) -> JobResult:
     db, settings = ctx.db, ctx.settings
-    serving = serving_or_none(registry_of(ctx.services, db, settings))
-    if serving is not None and is_event_model(serving.model):
-        return run_on_events(ctx, serving)
+    events = event_champion(ctx)
+    if events is not None:
+        return run_on_events(ctx, events)
     inputs = monitoring_inputs(ctx, nothing="nothing to measure")
     if isinstance(inputs, str):
         return JobResult(inputs, outcome="skipped")
