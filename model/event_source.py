@@ -107,7 +107,7 @@ def scoring_date(db: Database, as_of: object = None) -> datetime:
     earlier of now and the end of the event data."""
     now = datetime.now(UTC).replace(tzinfo=None)
     if as_of is None or (isinstance(as_of, str) and not as_of.strip()):
-        end = data_end(db)
+        end = stored_data_end(db)
         return now if end is None else min(now, end)
     try:
         moment = from_epoch(to_epoch(as_of.strip() if isinstance(as_of, str) else as_of))  # type: ignore[arg-type]
@@ -118,6 +118,24 @@ def scoring_date(db: Database, as_of: object = None) -> datetime:
         raise UserError(f"--as-of {moment:%Y-%m-%d %H:%M} is in the future: features can only be computed from "
                         "events that have happened", as_of=moment.isoformat())
     return moment
+
+
+_DATA_END: dict[str, tuple[int, datetime | None]] = {}
+
+
+def stored_data_end(db: Database) -> datetime | None:
+    """``data_end`` of the store, recomputed only when an event file arrived since the last
+    call: it takes the maximum time of the usage table, a full scan that must not run on
+    every /score."""
+    with db.read_session() as session:
+        newest = session.exec(select(func.max(Batch.id)).where(col(Batch.kind).startswith(EVENT_BATCH_PREFIX))).one()
+    marker = int(newest or 0)
+    cached = _DATA_END.get(db.url)
+    if cached is not None and cached[0] == marker:
+        return cached[1]
+    end = data_end(db)
+    _DATA_END[db.url] = (marker, end)
+    return end
 
 
 def history_problem(row: Mapping[str, Any]) -> str | None:
@@ -209,4 +227,5 @@ __all__ = [
     "model_record",
     "model_spec",
     "scoring_date",
+    "stored_data_end",
 ]

@@ -69,3 +69,27 @@ def test_history_problem(tenure, problem):
     found = history_problem({"tenure_days": tenure})
 
     assert (found is None) if problem is None else (problem in found)
+
+
+def test_the_data_end_is_recomputed_only_when_an_event_file_arrives(db, tmp_path, monkeypatch):
+    import model.event_source as source
+    from storage.events.ingest import ingest_events
+
+    calls: list[int] = []
+    real = source.data_end
+    monkeypatch.setattr(source, "data_end", lambda database: calls.append(1) or real(database))
+    clients = tmp_path / "clients.csv"
+    clients.write_text("client_id,signup_date\nA,2024-01-01\n", encoding="utf-8")
+    usage = tmp_path / "usage.csv"
+    usage.write_text("client_id,timestamp,event_type\nA,2024-02-01 10:00:00,login\n", encoding="utf-8")
+    later = tmp_path / "later.csv"
+    later.write_text("client_id,timestamp,event_type\nA,2024-03-05 10:00:00,login\n", encoding="utf-8")
+    ingest_events(db, clients, kind="clients")
+    ingest_events(db, usage, kind="usage")
+
+    first, again = source.stored_data_end(db), source.stored_data_end(db)
+    assert first == again and first is not None and first.month == 2 and len(calls) == 1
+
+    ingest_events(db, later, kind="usage")
+
+    assert source.stored_data_end(db).month == 3 and len(calls) == 2
