@@ -16,7 +16,6 @@ from sqlmodel import Session, SQLModel, create_engine, select
 import storage.events.tables  # registers the event tables on SQLModel.metadata
 import storage.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 from storage.errors import UserError
-from storage.tables import SCHEMA_VERSION, Meta
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -80,25 +79,21 @@ class Database:
         self._write_engine: Engine = self.engine.execution_options(**{WRITE_OPTION: True})
         self._local = threading.local()  # sessions open in this thread, to spot nesting
         self._ready = False
+        self.migrated: list[str] = []  # the revisions create_schema applied
 
     def create_schema(self) -> Database:
-        """Create missing tables and check the schema version (see README, "Schema changes")."""
+        """Create a new store's tables, or migrate an older store's schema (``storage.migrate``);
+        refuse a store made by a newer ChurnGuard.  Runs once per process and store, before
+        the first session: nothing reads or writes a store whose schema is behind."""
         if self._ready:
             return self
+        from storage.migrate import prepare  # Alembic is only needed once per process
+
         try:
-            SQLModel.metadata.create_all(self._write_engine)
+            with self._write_engine.begin() as connection:
+                self.migrated = prepare(connection, safe_url=self.safe_url)
         except OperationalError as error:
             raise UserError(f"cannot open the database {self.safe_url}: {error.orig}") from error
-        with Session(self._write_engine) as session:
-            row = session.get(Meta, "schema_version")
-            if row is None:
-                session.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-                session.commit()
-            elif int(row.value) > SCHEMA_VERSION:
-                raise UserError(
-                    f"the database {self.safe_url} has schema version {row.value}, newer than this "
-                    f"ChurnGuard ({SCHEMA_VERSION}); upgrade ChurnGuard before using it"
-                )
         self._ready = True
         return self
 

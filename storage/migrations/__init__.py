@@ -1,0 +1,1 @@
+"""Schema migrations (Alembic).  ``storage.migrate`` runs them when a store is opened."""
