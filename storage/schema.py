@@ -25,6 +25,14 @@ class Schema:
     positive_label: str
     ignore_columns: tuple[str, ...] = field(default_factory=tuple)
 
+    def ignores(self, column: str) -> bool:
+        return column in self.ignore_columns
+
+    def with_ignored(self, *columns: str) -> Schema:
+        """The same schema with more columns kept out of the features (e.g. a frame's date column)."""
+        extra = tuple(c for c in columns if c not in self.ignore_columns)
+        return Schema(self.id_column, self.label_column, self.positive_label, self.ignore_columns + extra)
+
     def as_dict(self) -> dict[str, object]:
         return {
             "id_column": self.id_column,
