@@ -415,7 +415,7 @@ def compare_with_champion(champion: ChurnModel, test_frame: pd.DataFrame, labels
     except Exception as error:  # a champion from another schema/version must not abort training
         return ChampionComparison(f"the champion could not score the test rows ({type(error).__name__}: {error})")
     seen = champion.trained_on(test_frame[id_column]) if id_column in test_frame.columns else None
-    newest = champion_newest_date(champion)
+    newest = champion.newest_training_date()
     if seen is not None and newest is not None and AS_OF in test_frame.columns:
         # A client the champion learnt from is new to it again at a date after its training period:
         # that is exactly how it is used, month after month.
@@ -448,12 +448,6 @@ def compare_with_champion(champion: ChurnModel, test_frame: pd.DataFrame, labels
     )
 
 
-def champion_newest_date(model: ChurnModel) -> pd.Timestamp | None:
-    """The newest as-of date a model trained on, when it recorded its training dates."""
-    dates = (getattr(model, "metadata_", None) or {}).get("training_dates") or []
-    return max(pd.Timestamp(d) for d in dates) if dates else None
-
-
 def _plain(value: Any) -> Any:
     """Numpy scalars and containers → JSON-ready Python values (NaN/inf → None)."""
     if isinstance(value, dict):
@@ -473,6 +467,5 @@ def _plain(value: Any) -> Any:
 
 
 __all__ = ["MIN_FRESH_NEGATIVES", "MIN_FRESH_POSITIVES", "MIN_FRESH_ROWS", "MIN_NEGATIVES", "MIN_POSITIVES",
-           "MIN_ROWS", "ChampionComparison", "TrainingOutcome", "champion_newest_date", "check_training_data",
-           "compare_with_champion",
+           "MIN_ROWS", "ChampionComparison", "TrainingOutcome", "check_training_data", "compare_with_champion",
            "train_lifecycle"]

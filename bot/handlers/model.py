@@ -113,7 +113,7 @@ def training_data_lines(info: VersionInfo, report: dict[str, Any], batches: list
 def card_charts(directory: Path) -> list[tuple[Path, str]]:
     """The model card's charts in the card's order, each with a caption."""
     found = []
-    for key, name in card.CHARTS.items():
+    for key, name in {**card.CHARTS, **card.TIME_CHARTS}.items():
         path = directory / name
         if path.is_file():
             found.append((path, CHART_TITLES.get(key, key.replace("_", " ").capitalize())))

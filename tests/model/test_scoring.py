@@ -133,7 +133,8 @@ def test_score_all_writes_predictions_with_the_model_version(scorer, store):
     run = scorer.score_all(chunk_rows=2000)
     assert run.model_version == "v1"
     assert run.insufficient_history == 11  # Telco's tenure-0 clients
-    assert run.scored == 7043 - 11
+    assert run.departed == 1869  # Telco's churners have left: no score for contact
+    assert run.scored == 7043 - 11 - 1869
     assert sum(run.bands.values()) == run.scored
     with store.db.session() as session:
         rows = session.exec(select(Prediction).where(Prediction.run_id == run.run_id)).all()
@@ -145,7 +146,7 @@ def test_score_all_writes_predictions_with_the_model_version(scorer, store):
     single = scorer.score_client(KNOWN)
     assert by_id[KNOWN].probability == pytest.approx(single.probability, abs=1e-9)
     assert by_id[KNOWN].risk_band == single.risk_band
-    assert "Scored 7032 client(s) with model v1" in run.to_text()
+    assert "Scored 5163 client(s) with model v1" in run.to_text() and "1869 client(s) skipped: they have already left" in run.to_text()
 
 
 def test_contribution_chart_is_a_png(scorer):

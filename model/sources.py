@@ -1,0 +1,590 @@
+"""Where a model's rows come from: one interface over flat CRM snapshots and event history.
+
+Every row ChurnGuard learns from, scores or monitors is *a client as of a date*: the
+features known at that date and, once it is known, whether the client left within the churn
+horizon after it.  Two kinds of data give such rows:
+
+* **snapshots** — flat CRM exports (one row per client, often one file per month); each stored
+  record describes its client at its as-of date;
+* **events** — the event tables (subscriptions, purchases, tickets, usage), from which the
+  features of any date are computed point in time.
+
+:class:`DataSource` is the one seam between them and everything else: training
+(``training_data``), scoring (``lookup``, ``scoring_rows``) and monitoring (``arrivals`` for
+drift and scoring on arrival, ``outcomes`` for realised recall).  The training service, the
+scorer and the jobs call it and never ask which kind they hold; :func:`source_for_model`
+gives the source a trained model reads from, :func:`source_for_training` the one a new model
+learns from.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from sqlmodel import col, select
+
+from model.artifact import ChurnModel
+from model.event_source import (
+    EVENT_SCHEMA,
+    FEATURES_KIND,
+    GROUP_COLUMN,
+    MIN_TENURE_DAYS,
+    event_batch_ids,
+    event_training,
+    has_event_clients,
+    history_problem,
+    is_event_model,
+    model_inputs,
+    model_record,
+    model_spec,
+    scoring_date,
+)
+from model.reasons import (
+    insufficient_history_text,
+    no_event_history_text,
+    not_active_text,
+    unknown_client_text,
+)
+from model.rules import HistoryRule, parse_history_rule
+from model.validation import AS_OF
+from storage.clients import CLIENTS, column_types, get_latest, load_frame
+from storage.db import Database
+from storage.errors import UserError
+from storage.events.features import FeatureSpec, feature_description, features_as_of, features_for_client, is_active
+from storage.events.labels import data_end, labels_as_of, observation_dates
+from storage.readers import NUMERIC
+from storage.schema import Schema, remembered_schema
+from storage.tables import Batch, ClientRecord
+
+SNAPSHOTS, EVENTS = "snapshots", "events"
+NO_CLIENTS = "no clients stored yet: ingest a CRM export first (churnguard ingest FILE)"
+SOURCES = ("auto", "clients", "events")  # CHURNGUARD_TRAINING_SOURCE ("clients" = the snapshots)
+Progress = Callable[[str], None]
+
+SCORED, INSUFFICIENT_HISTORY, UNKNOWN_CLIENT, NOT_ACTIVE = "scored", "insufficient_history", "unknown_client", "not_active"
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """The settings a data source reads (``churnguard.Settings`` has them all)."""
+
+    training_source: str = "auto"
+    horizon_days: int = 30
+    observation_every: str = "month"
+    feature_windows: tuple[int, ...] = (7, 30, 90)
+    history_rule: HistoryRule | None = None
+    id_column: str = "customerID"
+    label_column: str = "Churn"
+    positive_label: str = "Yes"
+    ignore_columns: tuple[str, ...] = ()
+    explicit: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_settings(cls, settings: object) -> SourceConfig:
+        from storage.schema import schema_from_settings
+
+        requested, explicit = schema_from_settings(settings)
+        return cls(
+            training_source=str(getattr(settings, "training_source", "auto")),
+            horizon_days=int(getattr(settings, "churn_horizon_days", 30)),
+            observation_every=str(getattr(settings, "observation_every", "month")),
+            feature_windows=tuple(int(w) for w in getattr(settings, "feature_windows", (7, 30, 90))),
+            history_rule=parse_history_rule(str(getattr(settings, "no_history_rule", "none"))),
+            id_column=requested.id_column,
+            label_column=requested.label_column,
+            positive_label=requested.positive_label,
+            ignore_columns=tuple(requested.ignore_columns),
+            explicit=frozenset(explicit),
+        )
+
+    @property
+    def requested_schema(self) -> Schema:
+        return Schema(self.id_column, self.label_column, self.positive_label, self.ignore_columns)
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The labelled rows (id, ``AS_OF``, features, label), the schema naming their columns, what
+    a model must remember to rebuild its features, and the batches the rows came from."""
+
+    frame: pd.DataFrame
+    schema: Schema
+    metadata: dict[str, Any]
+    batch_ids: list[int]
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """One client at a date: scorable (``inputs`` set) or why not (``status``, ``message``)."""
+
+    client_id: str
+    status: str
+    message: str = ""
+    inputs: dict[str, Any] | None = None  # what the model reads
+    raw: dict[str, Any] | None = None  # what the data says, for the reasons
+    as_of: datetime | None = None
+    record_id: int | None = None
+
+    @property
+    def scorable(self) -> bool:
+        return self.status == SCORED
+
+
+@dataclass
+class RowSet:
+    """Clients at a date (or the rows one batch brought), ready for a model."""
+
+    name: str  # for reports and alerts: "batch #3 (march.csv)", "clients active on 2020-06-01"
+    ids: np.ndarray
+    inputs: pd.DataFrame  # what the model reads
+    labels: np.ndarray  # float: 0/1, NaN where the outcome is not known
+    as_of: np.ndarray  # datetime64 per row
+    raw: pd.DataFrame | None = None  # what the data says (reasons); None: the same as inputs
+    when: datetime | None = None
+    batch_id: int | None = None
+    record_ids: np.ndarray | None = None
+    skipped_no_history: int = 0
+    departed: int = 0  # clients left out because they have already left
+    notes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, mask: np.ndarray) -> RowSet:
+        mask = np.asarray(mask, dtype=bool)
+        return RowSet(
+            self.name, self.ids[mask], self.inputs.loc[mask].reset_index(drop=True), self.labels[mask],
+            self.as_of[mask], None if self.raw is None else self.raw.loc[mask].reset_index(drop=True),
+            self.when, self.batch_id, None if self.record_ids is None else self.record_ids[mask],
+            self.skipped_no_history, self.departed, list(self.notes))
+
+
+class DataSource(ABC):
+    """The rows of one kind of data (see the module docstring)."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, db: Database, config: SourceConfig) -> None:
+        self.db = db
+        self.config = config
+
+    @property
+    @abstractmethod
+    def schema(self) -> Schema:
+        """Names the id and label columns of this source's frames."""
+
+    # ------------------------------------------------------------------ training
+    @abstractmethod
+    def training_data(self, *, progress: Progress | None = None,
+                      batch_window: Sequence[int] | None = None) -> TrainingData:
+        """Every labelled row; ``batch_window`` keeps the rows of those batches only."""
+
+    @abstractmethod
+    def learnable_batches(self) -> list[int]:
+        """The batches a model of this source learns from, oldest first: a new one makes a
+        retrain due."""
+
+    # ------------------------------------------------------------------ scoring
+    @abstractmethod
+    def scoring_date(self, as_of: object = None) -> datetime | None:
+        """The date scores describe: ``as_of`` when given (never in the future), else the
+        source's default (None: each client's newest record)."""
+
+    @abstractmethod
+    def lookup(self, client_id: str, *, as_of: object = None) -> Lookup:
+        """One client's row at the scoring date, or why it cannot be scored."""
+
+    @abstractmethod
+    def scoring_rows(self, *, as_of: object = None, chunk_rows: int = 50_000,
+                     keep_new: bool = False) -> Iterator[RowSet]:
+        """The active clients at the scoring date, in chunks; clients too new to judge are
+        left out (counted in ``skipped_no_history``) unless ``keep_new``."""
+
+    def describe(self, feature: str, value: Any) -> str | None:
+        """A feature value in plain words, where the source has words for it."""
+        return None
+
+    # ------------------------------------------------------------------ monitoring
+    @abstractmethod
+    def arrivals(self, batch_ids: Sequence[int]) -> list[RowSet]:
+        """What new batches brought that can be scored on arrival and checked for drift."""
+
+    @abstractmethod
+    def outcomes(self, batch_ids: Sequence[int], model: ChurnModel) -> list[RowSet]:
+        """Rows to measure ``model`` on: realised recall where their outcome is known, an estimate
+        where it is not yet; empty with nothing to measure.  The caller leaves out the rows the
+        model trained on (``unseen``)."""
+
+    def unseen(self, model: ChurnModel, rows: RowSet) -> np.ndarray:
+        """Rows ``model`` never trained on: clients it never saw, or dates after its training."""
+        return unseen_rows(model, rows.ids, rows.as_of)
+
+
+# ====================================================================================== helpers
+def unseen_rows(model: ChurnModel, ids: np.ndarray, as_of: np.ndarray | None) -> np.ndarray:
+    """Per row: True when ``model`` did not train on it.  A model that does not know its
+    training clients counts every row of its training period as seen."""
+    seen = model.trained_on(ids)
+    newest = model.newest_training_date()
+    if seen is None:
+        seen = np.ones(len(ids), dtype=bool)
+        if newest is None:
+            return np.zeros(len(ids), dtype=bool)
+    if newest is not None and as_of is not None:
+        seen = seen & (pd.to_datetime(pd.Series(as_of)).to_numpy() <= np.datetime64(newest))
+    return ~np.asarray(seen, dtype=bool)
+
+
+# ==================================================================================== snapshots
+class SnapshotSource(DataSource):
+    """Flat client records: each describes its client at its as-of date."""
+
+    kind = SNAPSHOTS
+
+    def __init__(self, db: Database, config: SourceConfig, schema: Schema | None = None) -> None:
+        super().__init__(db, config)
+        self._schema = schema
+
+    @property
+    def schema(self) -> Schema:
+        if self._schema is None:
+            from storage.schema import resolve_schema
+
+            with self.db.read_session() as session:
+                if remembered_schema(session) is None:
+                    raise UserError(NO_CLIENTS)
+                self._schema = resolve_schema(session, self.config.requested_schema, self.config.explicit)
+        return self._schema
+
+    # ---------------------------------------------------------------- training
+    def training_data(self, *, progress: Progress | None = None,
+                      batch_window: Sequence[int] | None = None) -> TrainingData:
+        try:
+            schema = self.schema
+        except UserError:
+            raise UserError("no data stored yet: run churnguard ingest FILE with a labelled CRM export first") from None
+        if progress is not None:
+            progress("loading the labelled clients")
+        frame = load_frame(self.db, schema, labelled_only=True)
+        if batch_window is not None:
+            frame = _window(self.db, frame, schema, batch_window)
+        if frame.empty:
+            raise UserError("no labelled clients stored: send a CRM export that has the label column "
+                            f"{schema.label_column!r}", label_column=schema.label_column)
+        batch_ids = [int(b) for b in frame.attrs.get("batch_ids", [])]
+        return TrainingData(frame, schema, {"source": SNAPSHOTS}, batch_ids)
+
+    def learnable_batches(self) -> list[int]:
+        with self.db.read_session() as session:
+            rows = session.exec(select(Batch.id).where(Batch.kind == CLIENTS, col(Batch.labelled).is_(True))
+                                .order_by(col(Batch.id))).all()
+        return [int(r) for r in rows if r is not None]
+
+    # ---------------------------------------------------------------- scoring
+    def scoring_date(self, as_of: object = None) -> datetime | None:
+        if as_of is not None:
+            raise UserError("--as-of needs a model trained on event history; the serving model uses the client "
+                            "table, which has no dates: score without --as-of", as_of=str(as_of))
+        return None
+
+    def lookup(self, client_id: str, *, as_of: object = None) -> Lookup:
+        self.scoring_date(as_of)
+        with self.db.read_session() as session:  # never waits behind an ingest (SQLite WAL)
+            record = get_latest(session, client_id)
+        if record is None:
+            return Lookup(client_id, UNKNOWN_CLIENT, unknown_client_text(client_id))
+        data = dict(record.data or {})
+        rule = self.config.history_rule
+        if rule is not None and rule.matches(data):
+            return Lookup(client_id, INSUFFICIENT_HISTORY, insufficient_history_text(client_id, str(rule)),
+                          record_id=record.id)
+        return Lookup(client_id, SCORED, inputs=data, raw=data, record_id=record.id)
+
+    def scoring_rows(self, *, as_of: object = None, chunk_rows: int = 50_000,
+                     keep_new: bool = False) -> Iterator[RowSet]:
+        self.scoring_date(as_of)
+        schema = self.schema
+        frame = load_frame(self.db, schema, labelled_only=False, latest_only=True)
+        ids, labels, features = _split_frame(frame, schema)
+        too_new = self._no_history(features)
+        gone = labels == 1  # a latest record labelled as churned: the client has left
+        keep = ~gone if keep_new else ~too_new & ~gone
+        rows = RowSet("the latest record of every client", ids[keep], features.loc[keep].reset_index(drop=True),
+                      labels[keep], np.full(int(keep.sum()), np.datetime64("NaT"), dtype="datetime64[ns]"),
+                      skipped_no_history=0 if keep_new else int((too_new & ~gone).sum()), departed=int(gone.sum()))
+        yield from _chunked(rows, chunk_rows)
+
+    def _no_history(self, features: pd.DataFrame) -> np.ndarray:
+        rule = self.config.history_rule
+        return np.zeros(len(features), dtype=bool) if rule is None else rule.mask(features)
+
+    # ---------------------------------------------------------------- monitoring
+    def batch_rows(self, batch_id: int) -> RowSet | None:
+        """The records one batch brought, typed like training frames."""
+        with self.db.read_session() as session:
+            batch = session.get(Batch, batch_id)
+        if batch is None or batch.kind != CLIENTS:
+            return None
+        table = ClientRecord.__table__  # type: ignore[attr-defined]
+        from sqlalchemy import select as sa_select
+
+        query = sa_select(table.c.id, table.c.client_id, table.c.label, table.c.data, table.c.observed_at).where(
+            table.c.batch_id == batch_id)
+        with self.db.read_session() as session:
+            rows = session.connection().execute(query.order_by(table.c.id)).all()
+        schema = self.schema
+        types = column_types(self.db, [batch_id])
+        present = {name for row in rows for name in (row.data or {})}
+        if present - set(types):  # columns carried forward from the clients' earlier records
+            types.update((n, k) for n, k in column_types(self.db).items() if n in present and n not in types)
+        data = pd.DataFrame.from_records([row.data for row in rows], columns=list(types))
+        columns: dict[str, Any] = {}
+        for name, kind in types.items():
+            if name in (schema.id_column, schema.label_column):
+                continue
+            values = data[name]
+            if kind == NUMERIC:
+                columns[name] = pd.to_numeric(values, errors="coerce").astype("float64")
+            else:
+                columns[name] = pd.Series(
+                    [np.nan if v is None else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
+                     for v in values.tolist()], dtype=object)
+        features = pd.DataFrame(columns, index=range(len(rows)))
+        return RowSet(
+            f"batch #{batch_id} ({batch.source_name})",
+            np.array([str(row.client_id) for row in rows], dtype=object), features,
+            np.array([np.nan if row.label is None else float(row.label) for row in rows], dtype=float),
+            pd.to_datetime(pd.Series([row.observed_at for row in rows], dtype=object)).to_numpy(
+                dtype="datetime64[ns]"),
+            when=batch.received_at, batch_id=batch_id,
+            record_ids=np.array([int(row.id) for row in rows], dtype=np.int64),
+        )
+
+    def arrivals(self, batch_ids: Sequence[int]) -> list[RowSet]:
+        found = []
+        for batch_id in batch_ids:
+            rows = self.batch_rows(batch_id)
+            if rows is not None:
+                found.append(rows)
+        return found
+
+    def outcomes(self, batch_ids: Sequence[int], model: ChurnModel) -> list[RowSet]:
+        """The rows of each batch: their outcomes when the batch brought them (or a later one
+        did), else an estimate from the calibrated probabilities."""
+        return self.arrivals(batch_ids)
+
+
+def _split_frame(frame: pd.DataFrame, schema: Schema) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    id_column, label_column = schema.id_column, schema.label_column
+    ids = frame[id_column].astype(str).to_numpy() if id_column in frame.columns else np.array([], dtype=object)
+    if label_column in frame.columns:
+        labels = pd.to_numeric(frame[label_column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    else:
+        labels = np.full(len(frame), np.nan)
+    features = frame.drop(columns=[c for c in (id_column, label_column, AS_OF) if c in frame.columns])
+    return ids, labels, features.reset_index(drop=True)
+
+
+def _window(db: Database, frame: pd.DataFrame, schema: Schema, batch_ids: Sequence[int]) -> pd.DataFrame:
+    """The rows of the given labelled batches only."""
+    with db.read_session() as session:
+        ids = session.exec(select(ClientRecord.client_id).where(col(ClientRecord.batch_id).in_(list(batch_ids)),
+                                                                col(ClientRecord.label).is_not(None))).all()
+    keep = frame[schema.id_column].astype(str).isin({str(i) for i in ids})
+    window = frame.loc[keep].reset_index(drop=True)
+    window.attrs["batch_ids"] = sorted(int(b) for b in batch_ids)
+    return window
+
+
+def _chunked(rows: RowSet, chunk_rows: int) -> Iterator[RowSet]:
+    size = max(int(chunk_rows), 1)
+    if len(rows) == 0:
+        yield rows
+        return
+    for start in range(0, len(rows), size):
+        mask = np.zeros(len(rows), dtype=bool)
+        mask[start:start + size] = True
+        part = rows.subset(mask)
+        part.skipped_no_history = rows.skipped_no_history if start == 0 else 0
+        part.departed = rows.departed if start == 0 else 0
+        yield part
+
+
+# ======================================================================================= events
+class EventSource(DataSource):
+    """Event history: features computed as of any date from the event tables."""
+
+    kind = EVENTS
+
+    def __init__(self, db: Database, config: SourceConfig, spec: FeatureSpec | None = None,
+                 horizon_days: int | None = None, every: str | None = None,
+                 trained_dates: Sequence[str] = ()) -> None:
+        super().__init__(db, config)
+        self.spec = spec
+        self.horizon_days = int(horizon_days if horizon_days is not None else config.horizon_days)
+        self.every = every or config.observation_every
+        self.trained_dates = [pd.Timestamp(d) for d in trained_dates]
+
+    @property
+    def schema(self) -> Schema:
+        return EVENT_SCHEMA
+
+    def _spec(self) -> FeatureSpec:
+        if self.spec is None:
+            raise UserError("event features need the feature spec of a model; train one first")
+        return self.spec
+
+    # ---------------------------------------------------------------- training
+    def training_data(self, *, progress: Progress | None = None,
+                      batch_window: Sequence[int] | None = None) -> TrainingData:
+        if progress is not None:
+            progress("building event features at each observation date")
+        events = event_training(self.db, horizon_days=self.horizon_days, every=self.every,
+                                windows=self.config.feature_windows)
+        return TrainingData(events.frame, EVENT_SCHEMA, events.metadata,
+                            [int(b) for b in events.frame.attrs.get("batch_ids", [])])
+
+    def learnable_batches(self) -> list[int]:
+        return event_batch_ids(self.db)
+
+    # ---------------------------------------------------------------- scoring
+    def scoring_date(self, as_of: object = None) -> datetime:
+        return scoring_date(self.db, as_of)
+
+    def lookup(self, client_id: str, *, as_of: object = None) -> Lookup:
+        moment = self.scoring_date(as_of)
+        when = f"{moment:%Y-%m-%d %H:%M}"
+        row = features_for_client(self.db, client_id, moment, spec=self._spec())
+        if row is None:
+            return Lookup(client_id, UNKNOWN_CLIENT, unknown_client_text(client_id), as_of=moment)
+        if not is_active(self.db, client_id, moment):
+            return Lookup(client_id, NOT_ACTIVE, not_active_text(client_id, when), as_of=moment)
+        problem = history_problem(row)
+        if problem is not None:
+            return Lookup(client_id, INSUFFICIENT_HISTORY, no_event_history_text(client_id, problem, when),
+                          as_of=moment)
+        data = {key: value for key, value in row.items() if key != GROUP_COLUMN}
+        return Lookup(client_id, SCORED, inputs=model_record(data), raw=data, as_of=moment)
+
+    def scoring_rows(self, *, as_of: object = None, chunk_rows: int = 50_000,
+                     keep_new: bool = False) -> Iterator[RowSet]:
+        moment = self.scoring_date(as_of)
+        rows = self._rows_at(moment, f"clients active on {moment:%Y-%m-%d %H:%M}", keep_new=keep_new)
+        yield from _chunked(rows, chunk_rows)
+
+    def _rows_at(self, moment: datetime, name: str, *, keep_new: bool = False,
+                 labels: bool = False) -> RowSet:
+        frame = features_as_of(self.db, moment, spec=self._spec())
+        too_new = no_event_history(frame)
+        if not keep_new:
+            frame = frame.loc[~too_new].reset_index(drop=True)
+        ids = frame[GROUP_COLUMN].astype(str).to_numpy()
+        raw = frame.drop(columns=[GROUP_COLUMN]).reset_index(drop=True)
+        outcome = (labels_as_of(self.db, moment, horizon_days=self.horizon_days, client_ids=list(ids))
+                   .to_numpy(dtype=float) if labels and len(ids) else np.full(len(ids), np.nan))
+        return RowSet(name, ids, model_inputs(raw), outcome, np.full(len(ids), np.datetime64(moment, "ns")), raw=raw,
+                      when=moment, skipped_no_history=0 if keep_new else int(too_new.sum()))
+
+    def describe(self, feature: str, value: Any) -> str | None:
+        return feature_description(feature, value, spec=self._spec())
+
+    # ---------------------------------------------------------------- monitoring
+    def arrivals(self, batch_ids: Sequence[int]) -> list[RowSet]:
+        """The clients active at the scoring date (now, or the end of the event data)."""
+        moment = self.scoring_date()
+        return [self._rows_at(moment, f"event features as of {moment:%Y-%m-%d %H:%M}")]
+
+    def outcomes(self, batch_ids: Sequence[int], model: ChurnModel) -> list[RowSet]:
+        """The newest observation date whose outcome is known and that the model never trained on:
+        features as of a date use only earlier events, so scoring it today gives the score the
+        model would have given then."""
+        end = data_end(self.db)
+        if end is None:
+            return []
+        settled = end - timedelta(days=self.horizon_days)
+        trained = self.trained_dates
+        start = (max(trained) + timedelta(days=1)) if trained else settled
+        dates = observation_dates(start, settled, self.every) if start <= settled else []
+        if not dates:
+            return []
+        moment = dates[-1]
+        return [self._rows_at(moment, f"the clients active on {moment:%Y-%m-%d}", labels=True)]
+
+
+def no_event_history(frame: pd.DataFrame) -> np.ndarray:
+    """Rows of an event feature frame too new to judge (no tenure, or under a day)."""
+    if "tenure_days" not in frame.columns:
+        return np.ones(len(frame), dtype=bool)
+    tenure = pd.to_numeric(frame["tenure_days"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    return np.asarray(np.isnan(tenure) | (tenure < MIN_TENURE_DAYS), dtype=bool)
+
+
+# ==================================================================================== choosing
+def source_kind(db: Database, config: SourceConfig) -> str:
+    """What a new model learns from: the setting, or for "auto" the flat client table when
+    labelled clients are stored, else the event history when event clients are stored."""
+    source = config.training_source
+    if source not in SOURCES:
+        raise UserError(f"unknown training source {source!r}; use one of {', '.join(SOURCES)}", source=source)
+    if source == "events":
+        if not has_event_clients(db):
+            raise UserError("CHURNGUARD_TRAINING_SOURCE is events but no event clients are stored: send a "
+                            "clients table first")
+        return EVENTS
+    if source == "clients":
+        return SNAPSHOTS
+    with db.read_session() as session:
+        flat = session.exec(select(ClientRecord.id).where(col(ClientRecord.label).is_not(None)).limit(1)).first()
+    return EVENTS if flat is None and has_event_clients(db) else SNAPSHOTS
+
+
+def source_for_training(db: Database, config: SourceConfig) -> DataSource:
+    if source_kind(db, config) == EVENTS:
+        return EventSource(db, config)
+    return SnapshotSource(db, config)
+
+
+def source_for_model(db: Database, config: SourceConfig, model: ChurnModel, *,
+                     schema: Schema | None = None) -> DataSource:
+    """The source ``model`` reads: the kind it learnt from, configured as it was trained."""
+    if is_event_model(model):
+        metadata = model.metadata_ or {}
+        return EventSource(db, config, spec=model_spec(model),
+                           horizon_days=int(metadata.get("horizon_days", config.horizon_days)),
+                           every=str(metadata.get("observation_every", config.observation_every)),
+                           trained_dates=metadata.get("training_dates") or metadata.get("observation_dates") or [])
+    return SnapshotSource(db, config, schema)
+
+
+def model_source_kind(model: ChurnModel) -> str:
+    return EVENTS if is_event_model(model) else SNAPSHOTS
+
+
+__all__ = [
+    "EVENTS",
+    "FEATURES_KIND",
+    "INSUFFICIENT_HISTORY",
+    "NOT_ACTIVE",
+    "SCORED",
+    "SNAPSHOTS",
+    "SOURCES",
+    "UNKNOWN_CLIENT",
+    "DataSource",
+    "EventSource",
+    "Lookup",
+    "RowSet",
+    "SnapshotSource",
+    "SourceConfig",
+    "TrainingData",
+    "no_event_history",
+    "source_for_model",
+    "source_for_training",
+    "source_kind",
+    "unseen_rows",
+]
