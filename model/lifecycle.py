@@ -138,6 +138,8 @@ def train_lifecycle(
     if as_of is not None and not schema.ignores(AS_OF):
         schema = schema.with_ignored(AS_OF)
     groups = _groups(frame, group_column or (schema.id_column if schema.id_column in frame.columns else None))
+    if groups is not None and len(np.unique(groups)) == len(groups):
+        groups = None  # one row per client: nothing to keep together
     plan = plan_validation(labels, seed=config.seed, n_folds=config.n_folds, as_of=as_of, groups=groups,
                            horizon_days=config.churn_horizon_days, min_dates=config.out_of_time_min_dates)
     say(f"validation: {plan.kind.replace('_', ' ')} ({plan.reason})")
