@@ -127,6 +127,12 @@ def not_active_text(client_id: str, as_of: str) -> str:
     )
 
 
+def departed_text(client_id: str, when: str) -> str:
+    """``when``: "on 2024-04-12", or "within 30 days after 2024-03-31" when only a label says so."""
+    return (f"Client {client_id} has already left ({when}), so there is no one to contact: only active "
+            "clients are scored.")
+
+
 def malformed_id_text(problem: str) -> str:
     return f"malformed client id: {problem}"
 
@@ -137,6 +143,7 @@ def no_model_text() -> str:
 
 __all__ = [
     "ContributionLike",
+    "departed_text",
     "direction",
     "format_value",
     "insufficient_history_text",

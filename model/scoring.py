@@ -45,6 +45,7 @@ from model.reasons import (
 from model.registry import NoChampion, Registry, Serving
 from model.rules import HistoryRule, risk_band, risk_bands
 from model.sources import (
+    DEPARTED,
     INSUFFICIENT_HISTORY,
     NOT_ACTIVE,
     SCORED,
@@ -389,6 +390,7 @@ def contribution_chart(result: ScoreResult, *, title: str | None = None) -> byte
 
 
 __all__ = [
+    "DEPARTED",
     "INSUFFICIENT_HISTORY",
     "NOT_ACTIVE",
     "SCORED",

@@ -46,6 +46,7 @@ from model.event_source import (
     scoring_date,
 )
 from model.reasons import (
+    departed_text,
     insufficient_history_text,
     no_event_history_text,
     not_active_text,
@@ -57,7 +58,7 @@ from storage.clients import CLIENTS, column_types, get_latest, load_frame
 from storage.db import Database
 from storage.errors import UserError
 from storage.events.features import FeatureSpec, feature_description, features_as_of, features_for_client, is_active
-from storage.events.labels import data_end, labels_as_of, observation_dates
+from storage.events.labels import data_end, labels_as_of, left_on, observation_dates
 from storage.readers import NUMERIC
 from storage.schema import Schema, remembered_schema
 from storage.tables import Batch, ClientRecord
@@ -68,6 +69,7 @@ SOURCES = ("auto", "clients", "events")  # CHURNGUARD_TRAINING_SOURCE ("clients"
 Progress = Callable[[str], None]
 
 SCORED, INSUFFICIENT_HISTORY, UNKNOWN_CLIENT, NOT_ACTIVE = "scored", "insufficient_history", "unknown_client", "not_active"
+DEPARTED = "churned"  # known to have left: reported with when, never scored for contact
 
 
 @dataclass(frozen=True)
@@ -299,6 +301,10 @@ class SnapshotSource(DataSource):
             record = get_latest(session, client_id)
         if record is None:
             return Lookup(client_id, UNKNOWN_CLIENT, unknown_client_text(client_id))
+        if record.label == 1:
+            when = f"within {self.config.horizon_days} days after {record.observed_at:%Y-%m-%d}"
+            return Lookup(client_id, DEPARTED, departed_text(client_id, when), record_id=record.id,
+                          as_of=record.observed_at)
         data = dict(record.data or {})
         rule = self.config.history_rule
         if rule is not None and rule.matches(data):
@@ -464,6 +470,9 @@ class EventSource(DataSource):
         if row is None:
             return Lookup(client_id, UNKNOWN_CLIENT, unknown_client_text(client_id), as_of=moment)
         if not is_active(self.db, client_id, moment):
+            left = left_on(self.db, client_id, moment)
+            if left is not None:
+                return Lookup(client_id, DEPARTED, departed_text(client_id, f"on {left:%Y-%m-%d}"), as_of=moment)
             return Lookup(client_id, NOT_ACTIVE, not_active_text(client_id, when), as_of=moment)
         problem = history_problem(row)
         if problem is not None:
@@ -567,6 +576,7 @@ def model_source_kind(model: ChurnModel) -> str:
 
 
 __all__ = [
+    "DEPARTED",
     "EVENTS",
     "FEATURES_KIND",
     "INSUFFICIENT_HISTORY",

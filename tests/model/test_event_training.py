@@ -21,7 +21,7 @@ from sqlmodel import select
 
 from churnguard import Settings, main
 from model.event_source import EVENT_SCHEMA, is_event_model, model_inputs, model_spec, scoring_date
-from model.scoring import INSUFFICIENT_HISTORY, NOT_ACTIVE, SCORED, UNKNOWN_CLIENT
+from model.scoring import DEPARTED, INSUFFICIENT_HISTORY, NOT_ACTIVE, SCORED, UNKNOWN_CLIENT
 from model.service import open_registry, open_scorer, train_and_register, training_source
 from storage.errors import UserError
 from storage.events.features import features_as_of
@@ -143,14 +143,21 @@ def test_given_no_date_then_scoring_uses_the_end_of_the_event_data(store):
     assert results and results[0].as_of == f"{end:%Y-%m-%d %H:%M}"
 
 
-def test_given_a_client_who_left_when_scored_then_not_active_is_reported(store):
+def test_given_a_client_who_left_when_scored_then_the_date_it_left_is_reported(store):
     # C00004 cancelled on 2025-05-03 (clients.csv): active before, gone after.
     scorer = store.scorer()
 
     assert scorer.score_client("C00004", as_of="2025-04-01").status == SCORED
     after = scorer.score_client("C00004", as_of="2025-06-01")
-    assert after.status == NOT_ACTIVE
-    assert "not an active client" in after.message
+    assert after.status == DEPARTED and after.probability is None and after.flagged is None
+    assert "has already left (on 2025-05-03)" in after.message
+
+
+def test_given_a_client_not_started_yet_when_scored_then_not_active_is_reported(store):
+    # C00001 signed up on 2023-05-15.
+    before = store.scorer().score_client("C00001", as_of="2023-05-01")
+
+    assert before.status == NOT_ACTIVE and "not an active client" in before.message
 
 
 def test_given_a_client_on_its_first_day_then_it_is_reported_as_without_history(store):

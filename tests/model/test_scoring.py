@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from model.registry import NoChampion
 from model.rules import parse_history_rule, risk_band
-from model.scoring import MalformedId, Scorer, clean_client_id, contribution_chart
+from model.scoring import DEPARTED, MAX_TOP, MalformedId, Scorer, clean_client_id, contribution_chart
 from model.service import open_scorer
 from storage.clients import load_frame
 from storage.errors import UserError
@@ -63,7 +63,7 @@ def test_single_scores_match_the_batch_path(scorer, store):
     # the one-client path and the frame path must give the same probability
     model = store.registry.serving().model
     frame = load_frame(store.db, scorer.schema, labelled_only=False).set_index("customerID")
-    for client_id in (KNOWN, "5575-GNVDE", "3668-QPYBK"):
+    for client_id in (KNOWN, "5575-GNVDE", "7795-CFOCW"):
         row = frame.loc[[client_id]].drop(columns=["Churn"])
         assert scorer.score_client(client_id).probability == pytest.approx(
             float(model.predict_proba_frame(row)[0]), abs=1e-9)
@@ -180,6 +180,15 @@ def test_a_scorer_opened_before_the_first_ingest_finds_the_schema_later(tmp_path
         assert len(scorer.top(3)) == 3
         assert scorer.schema is not None and scorer.schema.id_column == "customerID"
         store.db.dispose()
+
+
+def test_a_client_whose_record_says_it_left_is_not_scored_for_contact(scorer):
+    # 3668-QPYBK is a churner in the Telco export: "left within the horizon after" its record's date.
+    result = scorer.score_client("3668-QPYBK")
+
+    assert result.status == DEPARTED and result.probability is None and result.flagged is None
+    assert result.message.startswith("Client 3668-QPYBK has already left (within 30 days after ")
+    assert "3668-QPYBK" not in {r.client_id for r in scorer.top(MAX_TOP)}
 
 
 def test_frame_records_round_trip_missing_values():
