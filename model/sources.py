@@ -358,9 +358,7 @@ class SnapshotSource(DataSource):
             if kind == NUMERIC:
                 columns[name] = pd.to_numeric(values, errors="coerce").astype("float64")
             else:
-                columns[name] = pd.Series(
-                    [np.nan if v is None else (str(int(v)) if isinstance(v, float) and v.is_integer() else str(v))
-                     for v in values.tolist()], dtype=object)
+                columns[name] = pd.Series([_text_cell(v) for v in values.tolist()], dtype=object)
         features = pd.DataFrame(columns, index=range(len(rows)))
         return RowSet(
             f"batch #{batch_id} ({batch.source_name})",
@@ -384,6 +382,16 @@ class SnapshotSource(DataSource):
         """The rows of each batch: their outcomes when the batch brought them (or a later one
         did), else an estimate from the calibrated probabilities."""
         return self.arrivals(batch_ids)
+
+
+def _text_cell(value: Any) -> Any:
+    """A stored cell of a text column: missing stays missing (a blank cell is no level "nan"),
+    and numbers an older batch stored print without ".0"."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return np.nan
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _split_frame(frame: pd.DataFrame, schema: Schema) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
