@@ -167,8 +167,10 @@ async def setup(application: ChurnGuardApp) -> None:
 
 
 async def teardown(application: ChurnGuardApp) -> None:
-    """post_shutdown: stop the scheduler; the database is the caller's to dispose."""
+    """post_shutdown: stop the jobs (a running retrain is cancelled) and the scheduler; the
+    database is the caller's to dispose."""
     svc = services_of(application)
+    await svc.stop_jobs()
     await svc.stop_scheduler()
     svc.close_pools()
 

@@ -129,6 +129,17 @@ class Services:
                                 services={"registry": self.registry, "trainer": process_trainer})
         self.retrain_worker = RetrainWorker(self.runner)
 
+    def begin_shutdown(self) -> None:
+        """SIGTERM/SIGINT: cancel a running retrain (its worker is killed) and start no new job.
+        Returns at once, so a signal handler can call it before the Application stops."""
+        if self.runner is not None:
+            self.runner.begin_shutdown()
+
+    async def stop_jobs(self) -> None:
+        """Stop the jobs and wait (a few seconds at most) until the running ones recorded their end."""
+        if self.runner is not None:
+            await self.runner.shutdown()
+
     async def start_scheduler(self) -> None:
         from jobs.scheduler import JobScheduler
 
