@@ -8,6 +8,7 @@ background; the store is then read directly.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import subprocess
@@ -21,10 +22,14 @@ import psutil
 import pytest
 
 from bot.emulator import Emulator
+from bot.training import process_trainer
 from jobs.owed import owed_jobs
+from jobs.runner import JobRunner
 from jobs.runs import RunView, recent_runs
 from model.service import open_registry
 from storage.db import Database
+from storage.ingest import ingest_file
+from storage.schema import schema_from_settings
 from tests.bot.churnguard_fixtures import (  # noqa: F401
     ADMIN,
     live_bot,
@@ -223,3 +228,42 @@ def test_stopping_the_bot_during_an_admins_retrain_cancels_it_and_says_so(
     assert runs[0].outcome == "cancelled" and runs[0].details["trigger"] == "manual"
     assert owed == []  # an admin's own request is not repeated by itself at the next start
     assert model_versions(trained_home) == before
+
+
+def test_the_jobs_shutdown_cancels_a_scheduled_retrain_in_its_worker(trained_home: Path, tmp_path: Path) -> None:  # noqa: F811
+    settings = make_settings(trained_home, tuning_seconds=60.0)
+    db = Database(settings.database_url)
+    batch = tmp_path / "may.csv"
+    batch.write_text("\n".join([LINES[0], *LINES[2001:3501]]) + "\n", encoding="utf-8")
+    schema, explicit = schema_from_settings(settings)
+    ingest_file(db, batch, schema=schema, explicit=explicit)  # new labels: the scheduled retrain trains
+    runner = JobRunner(settings, db, None, services={"trainer": process_trainer})
+    before = model_versions(trained_home)
+
+    async def scenario() -> tuple[int, list[str], float]:
+        lines: list[str] = []
+        run = asyncio.create_task(runner.run("retrain", trigger="schedule", progress=lines.append))
+        while not any(line.startswith("tuning") for line in lines):
+            assert not run.done(), [report.summary for report in run.result()]
+            await asyncio.sleep(0.1)
+        started = time.monotonic()
+        still_running = await runner.shutdown()  # what SIGTERM does to the service's jobs
+        [report] = await run
+        return still_running, [report.outcome, report.summary], time.monotonic() - started
+
+    try:
+        still_running, (outcome, summary), took = asyncio.run(asyncio.wait_for(scenario(), 240))
+    finally:
+        db.dispose()
+
+    assert still_running == 0 and took < STOP_DEADLINE_SECONDS, took
+    assert outcome == "cancelled", summary
+    assert [child for child in psutil.Process().children() if "spawn_main" in " ".join(child.cmdline())] == []
+    assert model_versions(trained_home) == before
+
+
+def test_sigint_stops_the_service_as_sigterm_does(trained_home: Path, services: Callable[..., Service]) -> None:  # noqa: F811
+    service = services(trained_home, tuning_seconds=2)
+    service.process.send_signal(signal.SIGINT)
+    assert service.process.wait(timeout=15) == 0, service.log
+    assert "SIGINT received: stopping" in service.log and "Traceback" not in service.log
