@@ -73,6 +73,7 @@ RESULTS = REPO / "bench" / "results"
 PREDICTED_RECALL_KEYS = ("validation.predicted_recall", "validation.recall")
 ROC_AUC_KEYS = ("validation.roc_auc", "validation.out_of_time.roc_auc", "metrics.test.lightgbm.roc_auc")
 CARD_RECALL_KEY = "metrics.test.lightgbm.recall"
+FLAGGED_EVERYONE = 0.8  # flagging this share of the clients or more makes any recall look good
 
 
 # ------------------------------------------------------------------------------ running the CLI
@@ -488,7 +489,14 @@ def table(result: Mapping[str, Any]) -> str:
 def verdicts(summary: Mapping[str, Any]) -> str:
     checks = summary["checks"]
     mark = {True: "PASS", False: "FAIL"}
+    share = summary.get("average_flagged_share")
+    notes = []
+    if share is not None and share >= FLAGGED_EVERYONE:
+        notes.append(f"NOTE  the champion flagged {share:.0%} of the clients on average: its recall says little")
+    if summary.get("performance_job_agrees_with_recount") is False:
+        notes.append("NOTE  the performance job's recall differs from the recount of the stored arrival scores")
     return "\n".join([
+        *notes,
         f"{mark[checks['average_recall_at_least_target']]}  average realised recall "
         f"{_f(summary['average_realised_recall'], 3)} over {summary['months_measured']} months (target >= {TARGET:.2f}; "
         f"{summary['months_meeting_target']} months at or above it), flagging "

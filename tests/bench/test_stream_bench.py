@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench.stream import PREDICTED_RECALL_KEYS, predicted_recall, recount, summarise
+from bench.stream import PREDICTED_RECALL_KEYS, predicted_recall, recount, summarise, verdicts
 from tests.storage.events.monthly_stream import ID_COLUMN, LABEL_COLUMN, read_month, write_monthly_stream
 
 CARD = {"metrics": {"test": {"lightgbm": {"recall": 0.93, "roc_auc": 0.97}}}}
@@ -84,3 +84,11 @@ def test_a_drifting_resample_or_a_promotion_without_the_gate_fails_its_check() -
     assert summary["checks"]["no_drift_on_resample"] is False
     assert summary["checks"]["predicted_inside_interval_in_most_months"] is False  # 0.93 < 0.95
     assert summarise(months, {"verdict": None}, first_champion="v1")["checks"]["no_drift_on_resample"] is False
+
+
+def test_a_champion_that_flags_everyone_is_called_out_next_to_its_perfect_recall() -> None:
+    everyone = summarise([_month(1.0, 0.97, 1.0, 0.94, "v1", 1.0, [])], {"verdict": "stable"}, first_champion="v1")
+    some = summarise([_month(0.92, 0.85, 0.96, 0.93, "v1", 0.4, [])], {"verdict": "stable"}, first_champion="v1")
+    assert verdicts(everyone).startswith("NOTE  the champion flagged 100% of the clients")
+    assert "PASS  average realised recall 1.000" in verdicts(everyone)
+    assert "NOTE" not in verdicts(some)
