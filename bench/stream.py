@@ -30,7 +30,7 @@ ChurnGuard that does not know the setting ignores it and takes the date for a fe
 ``--ignore-date`` also lists it in ``CHURNGUARD_IGNORE_COLUMNS``, to see what remains once the
 model cannot read the calendar off that column.
 
-    python bench/stream.py                 # 1,500 accounts, 6 + 6 months, default tuning (~5 min on 2 cores)
+    python bench/stream.py                 # 1,500 accounts, 6 + 6 months, default tuning (6-9 min on 2 cores)
     python bench/stream.py --quick         # 400 accounts, 3 + 2 months, 2 s tuning (about a minute)
     python bench/stream.py --ignore-date   # the date column is not a feature
 
