@@ -152,6 +152,7 @@ async def setup(application: ChurnGuardApp) -> None:
     asyncio.get_running_loop().set_default_executor(background_pool())
     await svc.offload(svc.db.create_schema)
     await svc.offload(svc.load_model_services)
+    svc.start_audit_retry()
     notifier = TelegramNotifier(application.bot, svc.db, svc.access)
     notifier.bind(asyncio.get_running_loop())
     svc.notifier = notifier
@@ -167,9 +168,12 @@ async def setup(application: ChurnGuardApp) -> None:
 
 
 async def teardown(application: ChurnGuardApp) -> None:
-    """post_shutdown: stop the scheduler; the database is the caller's to dispose."""
+    """post_shutdown: stop the jobs (a running retrain is cancelled) and the scheduler; the
+    database is the caller's to dispose."""
     svc = services_of(application)
+    await svc.stop_jobs()
     await svc.stop_scheduler()
+    await svc.stop_audit_retry()
     svc.close_pools()
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -111,6 +110,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
               file=sys.stderr)
         return sandbox(argparse.Namespace(user_id=None), settings)
     from bot.app import build_application
+    from bot.stopping import stop_on_signals
 
     configure_logging(settings)
     db = Database(settings.database_url).create_schema()
@@ -119,10 +119,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         application = build_application(settings, db=db)
         server = settings.telegram_api_base_url
         log.info("polling %s for updates; stop with Ctrl-C or SIGTERM", server)
+        stop_on_signals(application)  # SIGINT/SIGTERM: cancel a running retrain first (bot/stopping.py)
         try:
             application.run_polling(
                 allowed_updates=Update.ALL_TYPES,
-                stop_signals=(signal.SIGINT, signal.SIGTERM),
+                stop_signals=None,
                 close_loop=True,
             )
         except InvalidToken as error:

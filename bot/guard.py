@@ -3,7 +3,8 @@
 The gate runs in handler group -1, before anything else sees an update, so no handler can
 forget a check and leak client data to a stranger.  A stranger gets exactly one polite
 refusal (remembered in the audit log, so a restart does not re-open the conversation) and
-silence afterwards; every attempt is audited.  The guard then enforces each command's role
+silence afterwards; every attempt is audited.  When the database cannot say whether a
+stranger was told, the stranger is told: a second refusal is a smaller harm than none.  The guard then enforces each command's role
 (a viewer asking for /retrain is refused and audited) and writes the audit row of every
 admin action with its result.
 """
@@ -16,7 +17,7 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
-from bot.access import STRANGER_ACTION, STRANGER_REPLIED, STRANGER_SILENT, Role, record_audit, stranger_was_told
+from bot.access import STRANGER_ACTION, STRANGER_REPLIED, STRANGER_SILENT, Role, stranger_was_told
 from bot.messages import reply
 from bot.services import HandlerCallback, Services, services
 from storage.errors import UserError
@@ -52,9 +53,11 @@ def describe_update(update: object) -> str:
 
 
 async def audit(svc: Services, *, actor: int | None, action: str, detail: str = "", result: str = "ok") -> None:
-    """Write an audit row off the event loop; a failing audit write is logged, never fatal to the reply."""
+    """Write an audit row off the event loop.  While the database is down the row waits in
+    memory and is written when it is back (``AuditTrail``); an audit problem is logged, never
+    fatal to the reply."""
     try:
-        await svc.offload(record_audit, svc.db, actor=actor, action=action, detail=detail, result=result)
+        await svc.offload(svc.audit_trail.record, actor=actor, action=action, detail=detail, result=result)
     except Exception:
         log.exception("could not write the audit row for %s by %s", action, actor)
 
@@ -80,9 +83,11 @@ async def refuse_stranger(update: Update, context: ContextTypes.DEFAULT_TYPE, sv
         if not told:
             try:
                 told = await svc.offload(stranger_was_told, svc.db, user_id)
-            except Exception:
-                log.exception("could not read the audit log; treating stranger %s as already told", user_id)
-                told = True
+            except Exception as error:
+                # Fail safe: a stranger who may never have been told gets told (perhaps twice).
+                log.warning("could not read the audit log (%s); telling stranger %s, who may have been told "
+                            "before", type(error).__name__, user_id)
+                told = False
         if told:
             svc.told_strangers.add(user_id)
             await audit(svc, actor=user_id, action=STRANGER_ACTION, detail=detail, result=STRANGER_SILENT)

@@ -8,6 +8,7 @@ bot next to the real one) never share state by accident.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from telegram import Update
 from telegram.ext import Application, ContextTypes
 
-from bot.access import AccessList, Role
+from bot.access import AccessList, AuditTrail, Role
 from bot.workers import answer_pool
 from storage.db import Database
 
@@ -83,6 +84,12 @@ class Services:
     tokens: dict[str, str] = field(default_factory=dict)
     ready: bool = False
     answers: ThreadPoolExecutor | None = None  # see bot/workers.py
+    # Audit rows, kept in memory and retried while the database is down (bot/access.py).
+    audit_trail: AuditTrail = field(init=False)
+    audit_retry: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.audit_trail = AuditTrail(self.db)
 
     # ------------------------------------------------------------------ blocking work
     async def offload(self, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
@@ -91,6 +98,35 @@ class Services:
             self.answers = answer_pool()
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.answers, functools.partial(function, *args, **kwargs))
+
+    # ------------------------------------------------------------------ audit retries
+    def start_audit_retry(self) -> None:
+        """On the running loop: write audit rows kept during a database outage every few seconds."""
+        if self.audit_retry is None:
+            self.audit_retry = asyncio.get_running_loop().create_task(self._retry_audit(),
+                                                                       name="churnguard-audit-retry")
+
+    async def _retry_audit(self) -> None:
+        trail = self.audit_trail
+        while True:
+            await asyncio.sleep(trail.retry_seconds)
+            if trail.pending:
+                try:
+                    await asyncio.to_thread(trail.flush, force=True)
+                except Exception:
+                    logging.getLogger(__name__).exception("the audit retry failed; it runs again")
+
+    async def stop_audit_retry(self) -> None:
+        """Stop the retries and try once more; rows the database still does not take are logged."""
+        if self.audit_retry is not None:
+            self.audit_retry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.audit_retry
+            self.audit_retry = None
+        trail = self.audit_trail
+        if trail.pending and not await asyncio.to_thread(trail.flush, force=True):
+            logging.getLogger(__name__).error(
+                "%d audit row(s) could not be written before shutdown: the database does not answer", trail.pending)
 
     def close_pools(self) -> None:
         if self.answers is not None:
@@ -128,6 +164,17 @@ class Services:
         self.runner = JobRunner(self.settings, self.db, self.notifier, jobs={ARRIVAL_JOB: ARRIVAL_TARGET},
                                 services={"registry": self.registry, "trainer": process_trainer})
         self.retrain_worker = RetrainWorker(self.runner)
+
+    def begin_shutdown(self) -> None:
+        """SIGTERM/SIGINT: cancel a running retrain (its worker is killed) and start no new job.
+        Returns at once, so a signal handler can call it before the Application stops."""
+        if self.runner is not None:
+            self.runner.begin_shutdown()
+
+    async def stop_jobs(self) -> None:
+        """Stop the jobs and wait (a few seconds at most) until the running ones recorded their end."""
+        if self.runner is not None:
+            await self.runner.shutdown()
 
     async def start_scheduler(self) -> None:
         from jobs.scheduler import JobScheduler

@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from jobs.alerts import alert_dict, recent_alerts
+from jobs.owed import owed_jobs
 from jobs.reports import latest_report
 from jobs.runner import JobRunner
 from jobs.scheduler import schedule_table, setting_of
@@ -49,6 +50,7 @@ def jobs(args: argparse.Namespace, settings: Settings) -> int:
 def jobs_list(args: argparse.Namespace, settings: Settings) -> int:
     with _db(settings) as db:
         views = schedule_table(db, settings)
+        owed = owed_jobs(db)
     lines = ["Job          Schedule (UTC)    Next run          Last run          Outcome"]
     for view in views:
         last = view.last_run
@@ -60,7 +62,16 @@ def jobs_list(args: argparse.Namespace, settings: Settings) -> int:
         )
         if view.missed is not None:
             lines.append(f"{'':12} missed the slot at {_when(view.missed)}; the service runs it once on start")
-    _emit(args, {"jobs": [view.as_dict() for view in views]}, "\n".join(lines))
+        if last is not None and last.outcome == "cancelled":
+            lines.append(f"{'':12} cancelled because the service stopped; nothing it started was kept")
+    if owed:
+        lines.append("")
+        lines.append("Follow-ups not run yet (a stopped service runs them once when it starts):")
+        lines += [f"  {row.job:<12} {row.trigger:<12} owed since {_when(row.created_at)}"
+                  + (f" (asked for by run #{row.origin_run_id})" if row.origin_run_id is not None else "")
+                  for row in owed]
+    _emit(args, {"jobs": [view.as_dict() for view in views], "owed": [row.as_dict() for row in owed]},
+          "\n".join(lines))
     return 0
 
 

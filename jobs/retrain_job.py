@@ -10,7 +10,9 @@ Training goes through ``model.service.train_and_register``: the challenger and t
 are scored on the same held-out test rows and the acceptance gate decides; when it refuses,
 the champion stays and the report says why.  Nothing is written before training ends, so a
 crash mid-training leaves the champion untouched; the runner then marks the run failed and
-alerts the admins (``job_failed``).
+alerts the admins (``job_failed``).  A trainer that takes ``cancel`` (the service's worker
+process, ``bot/training.py``) is handed the runner's stop event: SIGTERM then stops the
+training within seconds, nothing is registered, and the run is recorded as "cancelled".
 
 :class:`RetrainWorker` is what the bot's /retrain uses: the training runs in a worker
 thread of the shared :class:`~jobs.runner.JobRunner` (the event loop keeps answering), one
@@ -31,7 +33,7 @@ from sqlmodel import col, select
 
 from jobs.data import registry_of
 from jobs.reports import RETRAIN, store_report
-from jobs.runner import JobContext, JobResult, JobRunner, RunReport
+from jobs.runner import JobCancelled, JobContext, JobResult, JobRunner, RunReport
 from model.sources import EVENTS, SnapshotSource, SourceConfig, source_for_training
 from storage.db import Database
 from storage.errors import UserError
@@ -111,10 +113,14 @@ def run(ctx: JobContext) -> JobResult:
             return JobResult(f"nothing new to learn from: {why}", outcome="skipped", details={"reason": why})
     else:
         due, why = True, f"requested by {actor}"
+    if ctx.cancel.is_set():
+        raise JobCancelled("the service is stopping; the retrain did not start")
     registry = registry_of(ctx.services, db, settings)
     before = registry.champion()
     trainer: Trainer = ctx.services.get("trainer") or default_trainer
     kwargs: dict[str, Any] = {"actor": actor, "progress": ctx.progress, "registry": registry}
+    if "cancel" in _parameters(trainer):
+        kwargs["cancel"] = ctx.cancel
     window = None if events else window_batches(learnable, int(settings.retrain_window_batches))
     window_note = "the event history at every observation date" if events else "all labelled data"
     if window is not None:

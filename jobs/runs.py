@@ -3,13 +3,19 @@
 The rows are also the scheduler's memory: the last start time of each job is what tells a
 restarted service whether a schedule slot was missed while it was down.  A run is written
 in its own short transaction when it starts, so that a crash mid-run still leaves a
-"running" row that the next start turns into "failed (interrupted)".
+"running" row that the next start turns into "failed (interrupted)".  A run that the
+service's shutdown stopped (SIGTERM during a retrain) ends as "cancelled".
+
+A row names the process that runs it by host, pid and a random token of the process: a
+restarted container gets the same pid again (often 1), and only the token tells the new
+process from the one that died.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,8 +26,26 @@ from sqlmodel import col, select
 from storage.db import Database
 from storage.tables import JobRun, utcnow
 
-OUTCOMES = ("running", "ok", "failed", "skipped")
+OUTCOMES = ("running", "ok", "failed", "skipped", "cancelled")
 _HOST = socket.gethostname()
+PROCESS_TOKEN = uuid.uuid4().hex  # this process, as opposed to an earlier one that had its pid
+
+
+def process_identity() -> dict[str, Any]:
+    """What a row records about the process that owns it (see :func:`owner_gone`)."""
+    return {"pid": os.getpid(), "host": _HOST, "token": PROCESS_TOKEN}
+
+
+def owner_gone(host: object, pid: object, token: object) -> bool:
+    """True when the process that wrote a row on this host is certainly gone.
+
+    Another host's process may well be alive: False.  Our own pid with another token is an
+    earlier process that had the same pid (a restarted container), so it is gone."""
+    if host != _HOST or not isinstance(pid, int):
+        return False
+    if pid == os.getpid():
+        return token != PROCESS_TOKEN
+    return not _alive(pid)
 
 
 @dataclass(frozen=True)
@@ -62,7 +86,7 @@ def _view(row: JobRun) -> RunView:
 
 def start_run(db: Database, job: str, *, trigger: str, details: dict[str, Any] | None = None) -> int:
     """Write the "running" row and return its id."""
-    info = {"trigger": trigger, "pid": os.getpid(), "host": _HOST, **(details or {})}
+    info = {"trigger": trigger, **process_identity(), **(details or {})}
     with db.session() as session:
         row = JobRun(job=job, started_at=utcnow(), outcome="running", details=info)
         session.add(row)
@@ -76,7 +100,7 @@ def finish_run(
 ) -> RunView:
     """Close a run with its outcome; ``details`` are merged into the ones written at start."""
     if outcome not in OUTCOMES or outcome == "running":
-        raise ValueError(f"a finished run's outcome is ok, failed or skipped, not {outcome!r}")
+        raise ValueError(f"a finished run's outcome is ok, failed, skipped or cancelled, not {outcome!r}")
     with db.session() as session:
         row = session.get(JobRun, run_id)
         if row is None:
@@ -137,17 +161,15 @@ def _alive(pid: int) -> bool:
 def close_interrupted(db: Database) -> list[int]:
     """Mark "running" rows whose process on this host is gone as failed; returns their ids.
 
-    A service killed mid-job (power cut, OOM) never wrote the end of its run.  Rows from other
-    hosts are left alone: their process may well be alive.
+    A service killed mid-job (power cut, OOM, kill -9) never wrote the end of its run.  Rows
+    from other hosts are left alone: their process may well be alive.
     """
     closed = []
     with db.session() as session:
         rows = session.exec(select(JobRun).where(JobRun.outcome == "running")).all()
         for row in rows:
-            pid = row.details.get("pid")
-            if row.details.get("host") != _HOST or not isinstance(pid, int):
-                continue
-            if pid == os.getpid() or _alive(pid):
+            details = row.details
+            if not owner_gone(details.get("host"), details.get("pid"), details.get("token")):
                 continue  # still running (here, or in another live process)
             row.outcome = "failed"
             row.finished_at = utcnow()
@@ -160,12 +182,15 @@ def close_interrupted(db: Database) -> list[int]:
 
 __all__ = [
     "OUTCOMES",
+    "PROCESS_TOKEN",
     "RunView",
     "close_interrupted",
     "finish_run",
     "get_run",
     "last_runs",
     "last_success",
+    "owner_gone",
+    "process_identity",
     "recent_runs",
     "start_run",
 ]

@@ -8,6 +8,10 @@ that was down for a week catches up with one ingest, not 2,016.  APScheduler its
 holds the in-memory cron triggers (coalesce on, one instance per job), which is why it
 needs no pickled job store.
 
+Follow-ups that the last process owed but did not run (an upload's checks and retrain that a
+shutdown cancelled or never started; see ``jobs/owed.py``) run once on start too, before the
+missed slots.
+
 Besides the four jobs, an outbox pass every ``outbox_seconds`` delivers alerts that were
 stored without being sent (raised by ``churnguard jobs run`` in a shell, or whose send
 failed).
@@ -33,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from jobs.cron import cron_trigger, first_missed, is_off, next_fire
-from jobs.runner import JOB_NAMES, JobRunner, RunReport
+from jobs.owed import Owed, claim_orphaned
+from jobs.runner import FOLLOW_UP_WAIT_SECONDS, JOB_NAMES, JobRunner, RunReport
 from jobs.runs import RunView, close_interrupted, last_runs
 from storage.db import Database
 from storage.tables import Meta, utcnow
@@ -189,6 +194,7 @@ class JobScheduler:
         closed = await asyncio.to_thread(close_interrupted, db)
         if closed:
             log.warning("marked %d job run(s) interrupted by the last shutdown as failed", len(closed))
+        owed = await asyncio.to_thread(claim_orphaned, db)
         now = now or utcnow()
         due = await asyncio.to_thread(due_on_start, db, settings, now)
         await asyncio.to_thread(remember_schedules, db, settings, now)
@@ -206,15 +212,30 @@ class JobScheduler:
             )  # fmt: skip
         self.scheduler.start()
         missed = [name for name in JOB_NAMES if name in due]
+        if owed:
+            log.info("running %d follow-up(s) the last shutdown left undone: %s", len(owed),
+                     ", ".join(f"{row.job} ({row.trigger})" for row in owed))
         if missed:
             log.info("jobs %s missed their schedule while the service was down; running each once now",
                      ", ".join(missed))
-            self.catch_up.append(asyncio.create_task(self._catch_up(missed)))
+        if owed or missed:
+            self.catch_up.append(asyncio.create_task(self._catch_up(missed, owed)))
         return missed
 
-    async def _catch_up(self, jobs: list[str]) -> list[RunReport]:
-        """One after the other, in pipeline order: new data first, then checks, then retraining."""
+    async def _catch_up(self, jobs: list[str], owed: list[Owed] | None = None) -> list[RunReport]:
+        """One after the other: first what the last process owed (oldest first), then the missed
+        slots in pipeline order: new data first, then checks, then retraining."""
         reports: list[RunReport] = []
+        for row in owed or []:
+            if row.job not in self.runner.jobs:
+                log.warning("owed job %s is unknown to this version; it is left in the store", row.job)
+                continue
+            try:
+                reports.extend(await self.runner.run(
+                    row.job, trigger=row.trigger, params=row.params, owed_id=row.id,
+                    wait_seconds=0.0 if row.job == "retrain" else FOLLOW_UP_WAIT_SECONDS))
+            except Exception:  # the runner records failures itself; this is a last resort
+                log.exception("owed job %s could not be run", row.job)
         for job in jobs:
             reports.extend(await self._run(job, "catch_up"))
         return reports

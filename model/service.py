@@ -9,6 +9,10 @@ Failure rules: training runs before anything is written, so an exception there l
 store untouched; the artifacts are then written into a staging directory that the registry
 removes on any failure, and the version row, its status and (if the gate passed) the
 champion switch commit in one transaction.
+
+Training and registering are two steps, :func:`train_candidate` (reads only) and
+:func:`register_candidate` (the registry write, the card, the audit row), so that the service
+can train in a worker process and still be the only one that writes the registry.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -33,6 +37,9 @@ from storage.db import Database
 from storage.errors import UserError
 from storage.schema import Schema, remembered_schema, resolve_schema, schema_from_settings
 from storage.tables import AuditLog
+
+if TYPE_CHECKING:
+    from model.lifecycle import TrainingOutcome  # imported lazily at run time: optuna is slow to import
 
 log = logging.getLogger(__name__)
 
@@ -120,27 +127,56 @@ class TrainResult:
         }
 
 
-def train_and_register(
+@dataclass(frozen=True)
+class Candidate:
+    """A trained model that is not in the registry yet: what :func:`train_candidate` returns and
+    :func:`register_candidate` stores.
+
+    Training and registering are split so that a training *process* only trains: it hands this
+    object (it pickles) back to the service, and only the live service writes the registry and
+    moves the champion pointer.  A worker orphaned by a crash of the service therefore has
+    nothing to promote.  ``outcome`` keeps what the model card draws (test labels, scores and
+    thresholds) but not the test rows themselves, which the card does not use.
+    """
+
+    outcome: TrainingOutcome
+    seed: int
+    train_rows: int
+    batch_ids: list[int]
+    training_seconds: float
+    champion_compared: str | None = None
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return self.outcome.report
+
+    @property
+    def passed(self) -> bool:
+        return bool((self.report.get("gate") or {}).get("passed"))
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the gate refused it (empty when it passed)."""
+        if self.passed:
+            return []
+        return [str(reason) for reason in (self.report.get("gate") or {}).get("reasons", [])]
+
+
+def train_candidate(
     db: Database,
     settings: ServiceSettings,
     *,
     seed: int | None = None,
-    actor: str = "system",
     progress: Progress | None = None,
-    promote: bool = True,
     registry: Registry[ChurnModel] | None = None,
     config: TrainConfig | None = None,
     frame: pd.DataFrame | None = None,
     batch_window: Sequence[int] | None = None,
-) -> TrainResult:
-    """Train on the stored labelled clients, gate, register; the champion switches only when
-    the gate passes (and ``promote`` is true: False keeps a passing model as a candidate).
+) -> Candidate:
+    """Train on the stored labelled rows and run the acceptance gate; write nothing.
 
-    ``config`` replaces the training values taken from ``settings`` (tests, benchmarks);
-    ``seed`` overrides the seed of either.  ``batch_window`` keeps the rows of those batches only
-    (the retrain job's window of recent batches); ``frame`` replaces the stored rows altogether
-    (tests, benchmarks; ``frame.attrs["batch_ids"]`` names the batches)."""
-    from model import card
+    The champion is read (the gate compares with it) but never changed.  Arguments as in
+    :func:`train_and_register`."""
     from model.lifecycle import train_lifecycle  # imported here: it pulls in optuna, slow to import
 
     started = time.monotonic()
@@ -166,13 +202,37 @@ def train_and_register(
     outcome = train_lifecycle(frame, schema=schema, config=config,
                               champion=champion.model if champion is not None else None, progress=progress,
                               metadata=metadata)
+    return Candidate(
+        outcome=replace(outcome, test_frame=outcome.test_frame.iloc[0:0]),
+        seed=config.seed,
+        train_rows=len(frame),
+        batch_ids=[int(b) for b in frame.attrs.get("batch_ids", [])],
+        training_seconds=float(outcome.report.get("training_seconds") or time.monotonic() - started),
+        champion_compared=None if champion is None else str(champion.version),
+    )
+
+
+def register_candidate(
+    db: Database,
+    candidate: Candidate,
+    *,
+    registry: Registry[ChurnModel],
+    actor: str = "system",
+    promote: bool = True,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Store a trained candidate as a new version, with its report and model card, and audit it.
+
+    The champion switches only when the gate passed (and ``promote`` is true: False keeps a
+    passing model as a candidate); a refused one is stored as rejected, with the reasons."""
+    from model import card
+
+    say = progress or (lambda _message: None)
+    outcome = candidate.outcome
     report: dict[str, Any] = dict(outcome.report)
-    if champion is not None:
-        report.setdefault("champion_compared", champion.version)
-    gate = report.get("gate") or {}
-    passed = bool(gate.get("passed"))
-    reasons = [str(reason) for reason in gate.get("reasons", [])] if not passed else []
-    batch_ids = [int(b) for b in frame.attrs.get("batch_ids", [])]
+    if candidate.champion_compared is not None:
+        report.setdefault("champion_compared", candidate.champion_compared)
+    passed, reasons = candidate.passed, candidate.reasons
 
     def write(directory: Path, version: str) -> None:
         report["version"] = version
@@ -185,12 +245,12 @@ def train_and_register(
         write,
         NewVersion(
             threshold=float(outcome.model.threshold_),
-            seed=config.seed,
-            train_rows=len(frame),
+            seed=candidate.seed,
+            train_rows=candidate.train_rows,
             metrics=_stored_metrics(report),
             reasons=reasons,
-            batch_ids=batch_ids,
-            training_seconds=float(report.get("training_seconds") or time.monotonic() - started),
+            batch_ids=candidate.batch_ids,
+            training_seconds=candidate.training_seconds,
         ),
         promote=passed and promote,
         rejected=not passed,
@@ -202,6 +262,33 @@ def train_and_register(
                              result=info.status))
     say(f"{info.version}: {info.status}")
     return TrainResult(info.version, info.status, report, info, reasons)
+
+
+def train_and_register(
+    db: Database,
+    settings: ServiceSettings,
+    *,
+    seed: int | None = None,
+    actor: str = "system",
+    progress: Progress | None = None,
+    promote: bool = True,
+    registry: Registry[ChurnModel] | None = None,
+    config: TrainConfig | None = None,
+    frame: pd.DataFrame | None = None,
+    batch_window: Sequence[int] | None = None,
+) -> TrainResult:
+    """Train on the stored labelled rows, gate, register; the champion switches only when
+    the gate passes (and ``promote`` is true: False keeps a passing model as a candidate).
+
+    ``config`` replaces the training values taken from ``settings`` (tests, benchmarks);
+    ``seed`` overrides the seed of either.  ``batch_window`` keeps the rows of those batches only
+    (the retrain job's window of recent batches); ``frame`` replaces the stored rows altogether
+    (tests, benchmarks; ``frame.attrs["batch_ids"]`` names the batches).
+    :func:`train_candidate` then :func:`register_candidate`, in this process."""
+    registry = registry or open_registry(db, settings)
+    candidate = train_candidate(db, settings, seed=seed, progress=progress, registry=registry, config=config,
+                                frame=frame, batch_window=batch_window)
+    return register_candidate(db, candidate, registry=registry, actor=actor, promote=promote, progress=progress)
 
 
 def training_source(db: Database, settings: object) -> str:
@@ -225,11 +312,14 @@ def _stored_metrics(report: dict[str, Any]) -> dict[str, Any]:
 
 __all__ = [
     "REPORT_FILE",
+    "Candidate",
     "ServiceSettings",
     "TrainResult",
     "open_registry",
     "open_scorer",
+    "register_candidate",
     "store_schema",
     "train_and_register",
+    "train_candidate",
     "training_source",
 ]

@@ -176,9 +176,29 @@ class JobRun(SQLModel, table=True):
     job: str = Field(index=True, max_length=64)
     started_at: NaiveDatetime = Field(default_factory=utcnow, index=True)
     finished_at: NaiveDatetime | None = None
-    outcome: str = "running"  # running | ok | failed | skipped
+    outcome: str = "running"  # running | ok | failed | skipped | cancelled
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     details: dict[str, Any] = _json()
+
+
+class OwedJob(SQLModel, table=True):
+    """A job another job asked for (a follow-up) that has not finished yet.
+
+    Written before it runs and deleted when it has run, so a follow-up that a shutdown
+    cancelled, or never let start, is still here at the next start, which runs it once.
+    ``host``/``pid``/``token`` name the process that owes it (see ``jobs/owed.py``).
+    """
+
+    __tablename__ = "owed_job"
+    id: int | None = Field(default=None, primary_key=True)
+    job: str = Field(max_length=64)
+    trigger: str = Field(max_length=64)
+    params: dict[str, Any] = _json()
+    created_at: NaiveDatetime = Field(default_factory=utcnow)
+    origin_run_id: int | None = None
+    host: str = Field(default="", max_length=255)
+    pid: int = 0
+    token: str = Field(default="", max_length=64)
 
 
 class Report(SQLModel, table=True):

@@ -138,6 +138,10 @@ async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
         await progress.show(f"The retrain failed: {error_text}\nThe champion model is unchanged; the admins "
                             "were alerted with the details.")
         return "failed"
+    if report.outcome == "cancelled":
+        await progress.show("The retrain was cancelled because the service is stopping; nothing was registered "
+                            "and the champion model is unchanged. Send /retrain again when the bot is back.")
+        return "cancelled"
     await progress.show(retrain_summary(report))
     return truncate(f"{report.outcome}: {report.summary}", 64)
 

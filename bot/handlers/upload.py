@@ -142,8 +142,9 @@ async def follow_up(svc: Services, batch_id: int, source: str) -> None:
     batch is scored.  Failures are recorded and alerted by the runner; nothing is raised.
     """
     try:
+        # Owed in the store until done: a shutdown before they ran leaves them for the next start.
         reports = await svc.runner.run(ARRIVAL_JOB, trigger="upload", params={"batch_ids": [batch_id], "source": source},
-                                       wait_seconds=FOLLOW_UP_WAIT_SECONDS)
+                                       wait_seconds=FOLLOW_UP_WAIT_SECONDS, owe=True)
         log.info("upload of batch #%s followed up: %s", batch_id,
                  "; ".join(f"{r.job} {r.outcome}" for r in reports))
         await svc.offload(svc.after_change)  # new predictions, perhaps a new champion

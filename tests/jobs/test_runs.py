@@ -35,7 +35,7 @@ def test_a_failed_run_keeps_its_error(db):
 
 def test_an_unfinished_outcome_is_refused(db):
     run_id = start_run(db, "ingest", trigger="manual")
-    with pytest.raises(ValueError, match="ok, failed or skipped"):
+    with pytest.raises(ValueError, match="ok, failed, skipped or cancelled"):
         finish_run(db, run_id, "running")
     with pytest.raises(LookupError):
         finish_run(db, run_id + 100, "ok")

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import pytest
 from sqlmodel import select
 
 from model.card import CARD_FILE, CHARTS
 from model.registry import verify_artifacts
-from model.service import REPORT_FILE, open_scorer, store_schema
+from model.service import REPORT_FILE, open_scorer, register_candidate, store_schema, train_candidate
 from storage.errors import UserError
 from storage.tables import AuditLog, ChampionEvent
-from tests.model.trained_store import adopt_quick_model, engine_url, ingest_telco, open_store, quick_training, train
+from tests.model.trained_store import (
+    QUICK,
+    adopt_quick_model,
+    engine_url,
+    ingest_telco,
+    open_store,
+    quick_training,
+    train,
+)
 
 # The columns that carry most of Telco's signal; a model trained without them is much weaker.
 STRONG = ["Contract", "tenure", "TotalCharges", "MonthlyCharges", "InternetService", "OnlineSecurity",
@@ -73,6 +82,36 @@ def test_a_much_weaker_model_is_rejected_and_the_champion_stays(kind, tmp_path):
         assert scorer.score_client("7590-VHVEG").model_version == "v1"
         store.db.dispose()
         weak.db.dispose()
+
+
+def test_training_a_candidate_writes_nothing_and_only_registering_it_promotes(tmp_path):
+    # A training worker returns a candidate; only the service registers it (issue 11, item 2).
+    with engine_url("sqlite", tmp_path) as url:
+        store = open_store(url, tmp_path / "home")
+        ingest_telco(store)
+        before = store.db.row_counts()
+
+        candidate = train_candidate(store.db, store.settings, config=QUICK, registry=store.registry)
+
+        assert store.db.row_counts() == before
+        assert not store.registry.models_dir.exists() or list(store.registry.models_dir.iterdir()) == []
+        assert candidate.passed and candidate.reasons == []
+        assert candidate.outcome.test_frame.empty  # the card does not draw the test rows: they stay behind
+        assert len(candidate.outcome.test_labels) > 0
+        # it crosses a process boundary as it is
+        carried = pickle.loads(pickle.dumps(candidate))
+        assert carried.seed == QUICK.seed and carried.train_rows == candidate.train_rows
+
+        result = register_candidate(store.db, carried, registry=store.registry, actor="test")
+
+        assert (result.version, result.status) == ("v1", "champion")
+        assert store.registry.champion().version == "v1"
+        assert (result.info.artifact_dir / CARD_FILE).is_file()
+        verify_artifacts(result.info.artifact_dir, result.info.sha256)
+        with store.db.session() as session:
+            audit = session.exec(select(AuditLog).where(AuditLog.action == "train")).all()
+        assert [(row.actor, row.result) for row in audit] == [("test", "champion")]
+        store.db.dispose()
 
 
 def test_a_crash_during_training_changes_nothing(tmp_path):
