@@ -311,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = command("ingest", "storage.commands:ingest", "Validate a CRM export and store it in one transaction.",
                      schema=True)
     ingest.add_argument("path", type=Path, help="CSV, .csv.gz or Parquet file")
+    ingest.add_argument("--encoding", default=None, metavar="NAME",
+                        help="the file's text encoding, e.g. cp1251 or cp1250 (default: a byte-order mark, UTF-8, "
+                             "else a guess that the report names)")
     events = ingest.add_argument_group("CRM event tables (default: a flat client table)")
     events.add_argument("--kind", default=None, metavar="KIND",
                         help="clients, subscriptions, purchases, tickets, usage or event_types")

@@ -594,12 +594,14 @@ def ingest_events(
     now: datetime | None = None,
     limits: Limits | None = None,
     future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
+    encoding: str | None = None,
 ) -> EventIngestReport:
     """Validate the event file at ``path`` as ``kind`` and store it in one transaction.
 
     ``db`` is a ``storage.db.Database``; ``mapping`` maps canonical field -> column of the
     file (see ``storage.events.mapping``); ``now`` (naive UTC, default the clock) is what
-    "in the future" is measured against.  Raises ``IngestRejected`` (a ``UserError``)
+    "in the future" is measured against; ``encoding`` is the text encoding the user named
+    (found from the file when None, see ``storage.encodings``).  Raises ``IngestRejected`` (a ``UserError``)
     with ``details`` problem/column/rows/examples/problems; then nothing is stored.
     A file already ingested (same SHA-256) is reported as ``status="duplicate"``.
     """
@@ -612,7 +614,7 @@ def ingest_events(
         from storage.events.append import ingest_append_only
 
         return ingest_append_only(db, path, kind=kind, mapping=mapping, now=now, limits=limits,
-                                  future_tolerance=future_tolerance)
+                                  future_tolerance=future_tolerance, encoding=encoding)
     source = path.name
     data = read_bytes(path, limits)
     digest = sha256_of(data)
@@ -622,10 +624,12 @@ def ingest_events(
     if kind == "event_types":
         from storage.events.types import ingest_event_types
 
-        return ingest_event_types(db, data, source=source, digest=digest, mapping=mapping, limits=limits)
+        return ingest_event_types(db, data, source=source, digest=digest, mapping=mapping, limits=limits,
+                                  encoding=encoding)
     spec = KINDS[kind]
     keep_text = {mapping.get(name, name) for name in spec.fields if name not in spec.amounts + spec.numbers}
-    table_read = parse_bytes(data, source_name=source, limits=limits, keep_text=keep_text, sha256=digest)
+    table_read = parse_bytes(data, source_name=source, limits=limits, keep_text=keep_text, sha256=digest,
+                             encoding=encoding)
     with db.session() as session:
         connection = session.connection()
         prepared, problems = _prepare(kind, table_read.frame, mapping, now=now, tolerance=future_tolerance,
