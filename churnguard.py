@@ -285,11 +285,17 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
-    """Print JSON for machines when --json was given, text for people otherwise."""
+    """Print JSON for machines when --json was given, text for people otherwise.
+
+    Both go through ``storage.ids``' escaping: stored ids and CRM values may hold terminal
+    escapes or bidirectional overrides (stores older than the id rule), which must never
+    reach a terminal raw."""
+    from storage.ids import visible, visible_json
+
     if getattr(args, "json", False):
-        print(json.dumps(payload, indent=2, default=str, ensure_ascii=False))
+        print(visible_json(json.dumps(payload, indent=2, default=str, ensure_ascii=False)))
     else:
-        print(text)
+        print(visible(text, keep="\n\t"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -394,9 +400,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe must surface here, not in the interpreter's exit
         return code
     except UserError as error:
+        from storage.ids import visible, visible_json
+
         if getattr(args, "json", False):
-            print(json.dumps({"error": str(error), **error.details}, indent=2, default=str, ensure_ascii=False))
-        print(f"churnguard: {error}", file=sys.stderr)
+            print(visible_json(json.dumps({"error": str(error), **error.details}, indent=2, default=str,
+                                          ensure_ascii=False)))
+        print(visible(f"churnguard: {error}", keep="\n\t"), file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         return 130

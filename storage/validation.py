@@ -21,6 +21,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import TargetEncoder
 
 from storage.errors import IngestRejected
+from storage.ids import MAX_ID_LENGTH, hidden_characters, invisible_ids
 from storage.readers import CATEGORICAL, NUMERIC, Note, Table, reject
 from storage.schema import Schema
 
@@ -28,7 +29,7 @@ LEAK_AUC = 0.98
 LEAK_WORDS = ("churn", "attrition", "attrited", "exited", "cancel")
 LEAK_SAMPLE = 200_000  # rows; a column that separates the classes this well does so on a sample too
 LEAK_MIN_CLASS = 20  # below this many rows of a class, near-perfect separation happens by chance
-MAX_CLIENT_ID = 200  # characters, the width of client_record.client_id
+MAX_CLIENT_ID = MAX_ID_LENGTH  # characters, the width of client_record.client_id (storage/ids.py)
 _EXAMPLES = 5
 
 
@@ -189,6 +190,21 @@ def _check_ids(ids: pd.Series, column: str, name: str) -> None:
             column=column,
             rows=_rows(too_long),
             row_kind="data row",
+        )
+    hidden = invisible_ids(ids)
+    if hidden.any():
+        examples = list(dict.fromkeys(ids[hidden].tolist()))[:_EXAMPLES]
+        raise reject(
+            f"{name}: id column {column!r} has ids with control or invisible characters "
+            f"({hidden_characters(''.join(examples))}) in {int(hidden.sum())} row(s), at data rows "
+            f"{_listed(_rows(hidden))} (row 1 = first row after the header), e.g. {_shown(examples)}. Such an id "
+            "prints as a terminal command or reversed text, and cannot be looked up; remove those characters "
+            "from the export",
+            "bad_ids",
+            column=column,
+            rows=_rows(hidden),
+            row_kind="data row",
+            examples=examples,
         )
     repeated = ids.duplicated(keep=False)
     if repeated.any():

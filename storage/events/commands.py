@@ -11,6 +11,7 @@ unknown clients exit 1).
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 import sys
@@ -23,6 +24,7 @@ import pandas as pd
 from churnguard import emit
 from storage.db import Database
 from storage.errors import UserError
+from storage.ids import id_problem, visible
 
 if TYPE_CHECKING:
     from churnguard import Settings
@@ -116,7 +118,11 @@ def features(args: argparse.Namespace, settings: Settings) -> int:
     windows = parse_windows(args.windows) if args.windows is not None else \
         tuple(int(w) for w in getattr(settings, "feature_windows", None) or parse_windows(None))
     output = check_output(args.output)
-    clients = [str(c) for c in args.clients] if args.clients else None
+    clients = [str(c).strip() for c in args.clients] if args.clients else None
+    for client in clients or []:
+        problem = id_problem(client)
+        if problem is not None:  # the lookup rule of /score and every ingest
+            raise UserError(f"--client {client!r}: {problem}", client_id=visible(client))
     with Database(settings.database_url) as db:
         frame = features_as_of(db, as_of, windows=windows, client_ids=clients)
     spec = frame.attrs.get("spec", {})
@@ -135,8 +141,20 @@ def features(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if frame.empty:
         print(f"churnguard: no {who}", file=sys.stderr)
-    frame.to_csv(sys.stdout, index=False, float_format=_FLOAT_FORMAT, lineterminator="\n")
+    frame.to_csv(_VisibleStdout(), index=False, float_format=_FLOAT_FORMAT, lineterminator="\n")
     return 0
+
+
+class _VisibleStdout(io.TextIOBase):
+    """Stdout for ``to_csv``, written a chunk at a time: stdout is often a terminal, and ids
+    or attributes of a store older than the id rule must not carry escapes to it."""
+
+    def write(self, text: str, /) -> int:
+        sys.stdout.write(visible(text, keep="\n\t"))
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
 
 
 __all__ = ["check_output", "features", "parse_as_of", "parse_windows", "write_features"]

@@ -38,6 +38,7 @@ from storage.errors import IngestRejected
 from storage.events.bulk import bulk_insert
 from storage.events.mapping import KINDS, canonical_kind, check_mapping
 from storage.events.tables import EVENT_TABLES, EventClient
+from storage.ids import MAX_ID_LENGTH, invisible_ids
 from storage.readers import MISSING_TOKENS, Limits, parse_bytes, read_bytes, sha256_of
 from storage.tables import Batch, utcnow
 
@@ -48,7 +49,7 @@ if TYPE_CHECKING:  # storage.db imports storage.events.tables; only types are ne
 # its latest events look up to 14 hours "in the future" (UTC+14 is the largest offset); that
 # is tolerated rather than refused.
 DEFAULT_FUTURE_TOLERANCE = timedelta(hours=14)
-MAX_TEXT = 200
+MAX_TEXT = MAX_ID_LENGTH  # the width of the text columns, ids included
 _MAX_ROWS_SHOWN = 10
 _MAX_EXAMPLES = 5
 _KEY_CHUNK = 1000
@@ -351,6 +352,12 @@ def _prepare(kind: str, frame: pd.DataFrame, mapping: Mapping[str, str], *, now:
         problems.append(_problem("too_long", used["client_id"],
                                  f"client ids in {used['client_id']!r} are longer than {MAX_TEXT} characters",
                                  too_long, ids.astype("str").str.slice(0, 40)))
+    hidden = invisible_ids(ids)
+    if hidden.any():
+        problems.append(_problem("bad_client_id", used["client_id"],
+                                 f"client ids in {used['client_id']!r} hold control or invisible characters (they "
+                                 "would print as terminal commands or reversed text, and cannot be looked up)",
+                                 hidden, ids))
 
     limit = now + tolerance
     for name in spec.times:
