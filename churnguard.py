@@ -71,6 +71,10 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("CHURNGUARD_IGNORE_COLUMNS")
     )
     no_history_rule: str = Field("tenure <= 0", validation_alias=_env("CHURNGUARD_NO_HISTORY_RULE"))
+    # Columns ingest flagged as leaking the label are left out of training unless named here.
+    keep_leaking_columns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("CHURNGUARD_KEEP_LEAKING_COLUMNS")
+    )
 
     # --- event history (storage/events, model/event_source.py) ------------------------------
     # "auto" trains on the flat client table when one with labels is stored, else on events.
@@ -80,6 +84,9 @@ class Settings(BaseSettings):
     observation_every: str = Field("month", validation_alias=_env("CHURNGUARD_OBSERVATION_EVERY"))
     feature_windows: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: [7, 30, 90], validation_alias=_env("CHURNGUARD_FEATURE_WINDOWS"))
+    # Usage event types with their own feature columns; the rarer ones are dropped and named
+    # in the training reply and the model card (storage/events/features.py says why 100).
+    max_event_types: int = Field(100, ge=1, le=10_000, validation_alias=_env("CHURNGUARD_MAX_EVENT_TYPES"))
 
     # --- ingestion limits ----------------------------------------------------------------
     max_file_mb: float = Field(500.0, gt=0, validation_alias=_env("CHURNGUARD_MAX_FILE_MB"))
@@ -192,7 +199,7 @@ class Settings(BaseSettings):
             raise ValueError("must be distinct whole numbers of days between 1 and 3650, e.g. 7,30,90")
         return value
 
-    @field_validator("admin_ids", "viewer_ids", "ignore_columns", mode="before")
+    @field_validator("admin_ids", "viewer_ids", "ignore_columns", "keep_leaking_columns", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)

@@ -26,6 +26,11 @@ from storage.readers import CATEGORICAL, NUMERIC, Note, Table, reject
 from storage.schema import Schema
 
 LEAK_AUC = 0.98
+# A leak warning reads LEAK_PREFIX + reasons + LEAK_SUFFIX; training (model/data_checks.py)
+# finds the flagged columns in the stored batch warnings by the prefix and leaves them out.
+LEAK_PREFIX = "may leak the label: "
+LEAK_SUFFIX = ("; training leaves it out unless CHURNGUARD_KEEP_LEAKING_COLUMNS names it (if it is known only "
+               "after churn, add it to CHURNGUARD_IGNORE_COLUMNS)")
 LEAK_WORDS = ("churn", "attrition", "attrited", "exited", "cancel")
 LEAK_SAMPLE = 200_000  # rows; a column that separates the classes this well does so on a sample too
 LEAK_MIN_CLASS = 20  # below this many rows of a class, near-perfect separation happens by chance
@@ -362,8 +367,7 @@ def leak_warnings(data: pd.DataFrame, types: dict[str, str], y: np.ndarray, sche
         if reasons:
             notes.append({
                 "column": column,
-                "message": "may leak the label: " + " and ".join(reasons)
-                + "; if it is known only after churn, exclude it with --ignore-columns",
+                "message": LEAK_PREFIX + " and ".join(reasons) + LEAK_SUFFIX,
             })
     return notes
 
@@ -388,6 +392,7 @@ def drift_warnings(types: dict[str, str], history: History) -> list[Note]:
 __all__ = [
     "CATEGORICAL",
     "LEAK_AUC",
+    "LEAK_PREFIX",
     "LEAK_WORDS",
     "NUMERIC",
     "History",
