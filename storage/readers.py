@@ -21,7 +21,7 @@ import io
 import itertools
 import re
 import zlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -230,23 +230,38 @@ def table_from_frame(
 # ------------------------------------------------------------------------------------------
 
 
+_GZIP_CHUNK = 1 << 20  # bytes decompressed at a time
+
+
 def _gunzip(data: bytes, source_name: str, limits: Limits) -> bytes:
-    # Read at most one byte past the limit: a small archive must not inflate into memory
-    # beyond what an uncompressed upload could take.
+    """The decompressed bytes, once the archive is known to fit the limit.
+
+    A small archive can inflate a thousandfold (a "gzip bomb").  So the archive is first
+    decompressed a chunk at a time, only counting, and refused the moment the count passes
+    ``CHURNGUARD_MAX_FILE_MB``: memory stays at one chunk however large the output would be.
+    Only an archive that fits is decompressed again, for real."""
+    total = 0
+    for chunk in _inflate(data, source_name):
+        total += len(chunk)
+        if total > limits.max_bytes:
+            raise reject(
+                f"{source_name} decompresses to more than the limit of {limits.max_file_mb:g} MB "
+                f"(CHURNGUARD_MAX_FILE_MB); split the export or raise the limit",
+                "too_big",
+                limit_mb=limits.max_file_mb,
+            )
+    return b"".join(_inflate(data, source_name))
+
+
+def _inflate(data: bytes, source_name: str) -> Iterator[bytes]:
+    """The decompressed content of a gzip archive (every member), ``_GZIP_CHUNK`` bytes at a time."""
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as archive:
-            out = archive.read(limits.max_bytes + 1)
+            while chunk := archive.read(_GZIP_CHUNK):
+                yield chunk
     except (OSError, EOFError, zlib.error) as error:
         raise reject(f"{source_name} looks gzip-compressed but cannot be decompressed: {error}",
                      "not_a_table") from None
-    if len(out) > limits.max_bytes:
-        raise reject(
-            f"{source_name} decompresses to more than the limit of {limits.max_file_mb:g} MB "
-            f"(CHURNGUARD_MAX_FILE_MB); split the export or raise the limit",
-            "too_big",
-            limit_mb=limits.max_file_mb,
-        )
-    return out
 
 
 def _read_parquet(data: bytes, source_name: str, limits: Limits) -> pd.DataFrame:
