@@ -61,6 +61,7 @@ LEGACY: dict[str, str] = {
 SUGGESTED = "utf-8, cp1252, cp1251, cp1250 or latin-1"
 _SAMPLE_BYTES = 512 * 1024  # charset-normalizer reads at most this much: the lines with non-ASCII bytes
 _SHOWN_LINES = 5
+_COUNT_CHUNK = 1 << 20
 _NON_ASCII_LINE = re.compile(rb"[^\n]*[\x80-\xff][^\n]*\n?")
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF32_LE, "utf-32"),  # before UTF-16: FF FE 00 00 also starts with the UTF-16 LE mark
@@ -115,13 +116,24 @@ def decode(data: bytes, source_name: str, encoding: str | None = None) -> Decode
         return Decoded(data.decode("utf-8"), "utf-8")
     except UnicodeDecodeError:
         pass
-    lenient = data.decode("utf-8", errors="replace")
-    broken = lenient.count("\ufffd")
-    valid = len(lenient) - len(lenient.encode("ascii", errors="ignore")) - broken
+    valid, broken = utf8_counts(data)
     if valid >= broken:
-        raise _damaged_utf8(lenient, source_name, broken)
-    del lenient
+        raise _damaged_utf8(data.decode("utf-8", errors="replace"), source_name, broken)
     return _guess(data, source_name)
+
+
+def utf8_counts(data: bytes) -> tuple[int, int]:
+    """(valid non-ASCII characters, invalid byte sequences) of ``data`` read as UTF-8, a
+    megabyte at a time, so a large legacy-encoded file is never held as text twice."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    valid = broken = 0
+    view = memoryview(data)
+    for start in range(0, len(data), _COUNT_CHUNK):
+        text = decoder.decode(view[start:start + _COUNT_CHUNK], final=start + _COUNT_CHUNK >= len(data))
+        bad = text.count("\ufffd")
+        broken += bad
+        valid += len(text) - len(text.encode("ascii", errors="ignore")) - bad
+    return valid, broken
 
 
 def _decode_as(data: bytes, source_name: str, codec: str) -> Decoded:
@@ -334,4 +346,5 @@ def alphabet_fit(text: str) -> float:
     return best / total
 
 
-__all__ = ["LEGACY", "Decoded", "alphabet_fit", "bad_lines", "check_encoding", "decode", "guess_note", "oddities"]
+__all__ = ["LEGACY", "Decoded", "alphabet_fit", "bad_lines", "check_encoding", "decode", "guess_note", "oddities",
+           "utf8_counts"]
