@@ -58,13 +58,18 @@ def visible_json(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == "\n" else _json_escape(ch) for ch in text)
 
 
+# Control characters have no Unicode name; these are the ones people meet.
+_CONTROL_NAMES = {0x00: "NULL", 0x07: "BELL", 0x08: "BACKSPACE", 0x09: "TAB", 0x0A: "LINE FEED",
+                  0x0D: "CARRIAGE RETURN", 0x1B: "ESCAPE", 0x7F: "DELETE"}
+
+
 def hidden_characters(text: str) -> str:
     """The distinct invisible characters of ``text``, named: ``U+202E RIGHT-TO-LEFT OVERRIDE``."""
     import unicodedata
 
     seen = dict.fromkeys(ch for ch in text if not ch.isprintable())
-    return ", ".join(f"U+{ord(ch):04X}" + (f" {unicodedata.name(ch)}" if unicodedata.name(ch, "") else "")
-                     for ch in seen)
+    names = {ch: unicodedata.name(ch, "") or _CONTROL_NAMES.get(ord(ch), "") for ch in seen}
+    return ", ".join(f"U+{ord(ch):04X}" + (f" {names[ch]}" if names[ch] else "") for ch in seen)
 
 
 def id_problem(text: str) -> str | None:
