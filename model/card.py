@@ -192,11 +192,17 @@ def card_markdown(report: Mapping[str, Any], *, title: str = "ChurnGuard churn m
     tuning = report["tuning"]
     gate = report["gate"]
     split = report["split"]
+    warnings = list(report.get("warnings") or [])  # model/data_checks.py; absent in older reports
     lines = [
         f"# {title}",
         "",
-        f"**Verdict:** {'ACCEPTED — may become champion' if gate['passed'] else 'REJECTED'}",
+        f"**Verdict:** {'ACCEPTED — may become champion' if gate['passed'] else 'REJECTED'}"
+        + (f" — read the {len(warnings)} warning(s) below first" if warnings else ""),
         "",
+    ]
+    if warnings:
+        lines += ["## Warnings", "", *[f"- ⚠️ {warning}" for warning in warnings], ""]
+    lines += [
         "## What it does",
         "",
         "Scores each client's probability of churning (calibrated: 0.30 means about 3 in 10 such clients "
@@ -322,6 +328,7 @@ def summary_text(report: Mapping[str, Any]) -> str:
     if engineered:
         lines.append("Engineered: " + ", ".join(item["name"] for item in engineered))
     lines += [f"Rejected because: {reason}" for reason in gate["reasons"]]
+    lines += [f"Warning: {warning}" for warning in report.get("warnings") or []]
     return "\n".join(lines)
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import io
 import logging
-import unicodedata
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -63,6 +62,7 @@ from storage.clients import get_latest, load_frame
 from storage.db import Database
 from storage.errors import UserError
 from storage.events.features import FeatureSpec, features_as_of, features_for_client, is_active
+from storage.ids import id_problem, visible
 from storage.schema import Schema, remembered_schema
 from storage.tables import Prediction, utcnow
 
@@ -70,7 +70,6 @@ log = logging.getLogger(__name__)
 
 SCORED, INSUFFICIENT_HISTORY, UNKNOWN_CLIENT = "scored", "insufficient_history", "unknown_client"
 NOT_ACTIVE = "not_active"
-MAX_ID_LENGTH = 200
 MAX_TOP = 10_000
 CHUNK_ROWS = 50_000
 
@@ -80,17 +79,12 @@ class MalformedId(UserError):
 
 
 def clean_client_id(client_id: object) -> str:
-    """The id with surrounding blanks removed; ``MalformedId`` when it cannot be a client id."""
+    """The id with surrounding blanks removed; ``MalformedId`` when it cannot be a client id
+    (the rule every ingest applies too: ``storage.ids.id_problem``)."""
     text = str(client_id if client_id is not None else "").strip()
-    problem = None
-    if not text:
-        problem = "the id is empty"
-    elif len(text) > MAX_ID_LENGTH:
-        problem = f"the id is {len(text)} characters long; ids have at most {MAX_ID_LENGTH}"
-    elif any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in text):
-        problem = "the id contains control or invisible characters"
+    problem = id_problem(text)
     if problem is not None:
-        shown = text[:40] + ("…" if len(text) > 40 else "")
+        shown = visible(text[:40]) + ("…" if len(text) > 40 else "")
         raise MalformedId(malformed_id_text(problem), status="malformed_id", client_id=shown)
     return text
 
@@ -281,8 +275,9 @@ class Scorer:
         # Stable order: equal probabilities list by id, so the list does not shuffle between calls.
         order = np.lexsort((ids.astype(str), -probabilities))[:n]
         records = [_clean_record(record) for record in frame.iloc[order].to_dict("records")]
+        # Ids come from the store, which may predate the id rule: shown with escapes, never raw.
         return [
-            self._scored(str(ids[i]), record if spec is None else model_record(record), serving, top=reasons,
+            self._scored(visible(str(ids[i])), record if spec is None else model_record(record), serving, top=reasons,
                          record_id=None, probability=float(probabilities[i]), spec=spec, as_of=moment,
                          raw=None if spec is None else record)
             for i, record in zip(order, records, strict=True)

@@ -31,6 +31,7 @@ from sqlmodel import select
 from model.artifact import ChurnModel
 from model.card import CARD_FILE
 from model.config import TrainConfig
+from model.data_checks import LeakExclusion, exclude_leaks, flagged_leaks, review
 from model.event_source import EVENT_SCHEMA, GROUP_COLUMN, SOURCES, event_training, has_event_clients, is_event_model
 from model.registry import NewVersion, NoChampion, Registry, VersionInfo
 from model.rules import parse_history_rule
@@ -38,6 +39,7 @@ from model.scoring import Scorer
 from storage.clients import load_frame
 from storage.db import Database
 from storage.errors import UserError
+from storage.events.features import DEFAULT_MAX_EVENT_TYPES
 from storage.schema import Schema, remembered_schema, resolve_schema, schema_from_settings
 from storage.tables import AuditLog, ClientRecord
 
@@ -124,6 +126,8 @@ class TrainResult:
             "gate": report.get("gate"),
             "processing": report.get("processing"),
             "tuning": report.get("tuning"),
+            "warnings": report.get("warnings", []),
+            "data_checks": report.get("data_checks"),
             "training_seconds": report.get("training_seconds"),
             "artifact_dir": str(self.info.artifact_dir),
             "card": str(self.info.artifact_dir / CARD_FILE),
@@ -190,11 +194,14 @@ def train_candidate(
         config = replace(config, seed=seed)
     group_column: str | None = None
     metadata: dict[str, Any] = {}
+    leaks: LeakExclusion | None = None
+    max_event_types = int(getattr(settings, "max_event_types", DEFAULT_MAX_EVENT_TYPES))
     if frame is None and training_source(db, settings) == "events":
         say("building event features at each observation date")
         events = event_training(db, horizon_days=int(getattr(settings, "churn_horizon_days", 30)),
                                 every=str(getattr(settings, "observation_every", "month")),
-                                windows=tuple(getattr(settings, "feature_windows", (7, 30, 90))))
+                                windows=tuple(getattr(settings, "feature_windows", (7, 30, 90))),
+                                max_event_types=max_event_types)
         frame, schema, group_column, metadata = events.frame, EVENT_SCHEMA, GROUP_COLUMN, events.metadata
     else:
         stored = store_schema(db, settings)
@@ -207,6 +214,10 @@ def train_candidate(
         if frame.empty:
             raise UserError("no labelled clients stored: ingest a CRM export that has the label column "
                             f"{schema.label_column!r}", label_column=schema.label_column)
+        frame, leaks = exclude_leaks(frame, flagged_leaks(db), ignored=schema.ignore_columns,
+                                     keep=tuple(getattr(settings, "keep_leaking_columns", ()) or ()))
+        if leaks.excluded:
+            say(f"left out {len(leaks.excluded)} column(s) flagged as leaking the label")
     champion = _current_champion(registry)
     if champion is not None and is_event_model(champion.model) != (group_column is not None):
         say("the champion uses other features (event history vs client table): no comparison")
@@ -214,6 +225,8 @@ def train_candidate(
     outcome = train_lifecycle(frame, schema=schema, config=config,
                               champion=champion.model if champion is not None else None, progress=progress,
                               group_column=group_column, metadata=metadata)
+    # Before the card is drawn from it: what the data may be hiding (model/data_checks.py).
+    review(outcome.report, leaks=leaks, spec=metadata.get("feature_spec"), max_event_types=max_event_types)
     return Candidate(
         outcome=replace(outcome, test_frame=outcome.test_frame.iloc[0:0]),
         seed=config.seed,
