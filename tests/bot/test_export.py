@@ -6,18 +6,24 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import time
 from pathlib import Path
 
 import openpyxl
+import pandas as pd
 import pytest
 
 import bot.handlers.export as export_handler
 from bot.emulator import ChatMessage, Emulator
 from bot.guard import PRIVATE_ONLY
+from bot.handlers.scoring import NO_MODEL_TEXT
 from model.export import COLUMNS, write_list
 from model.scoring import MAX_TOP
 from model.service import open_registry, open_scorer
 from storage.db import Database
+from storage.ingest import ingest_frame
+from storage.readers import Limits
+from storage.schema import Schema
 from tests.bot.churnguard_fixtures import (  # noqa: F401
     ADMIN,
     STRANGER,
@@ -27,6 +33,7 @@ from tests.bot.churnguard_fixtures import (  # noqa: F401
     trained_home,
     trained_template,
 )
+from tests.model.trained_store import adopt_quick_model, open_store, quick_training, telco_frame
 
 GROUP = -100500
 
@@ -152,3 +159,27 @@ def test_documents_still_over_the_limit_are_not_sent_and_the_reply_says_why(trai
     assert "so I cannot send it here" in prepared.notes[0]
     assert prepared.notes[1].startswith("The Excel workbook is") and prepared.notes[1].endswith("it is not sent.")
     assert all(str(tmp_path) not in note for note in prepared.notes)  # no server path in the chat
+
+
+def test_without_a_model_or_without_flagged_clients_export_says_so_in_words(tmp_path: Path, emulator: Emulator,
+                                                                            live_bot) -> None:  # noqa: F811
+    home = tmp_path / "home"
+    settings = make_settings(home, emulator)
+    store = open_store(settings.database_url, home)
+    telco = telco_frame()
+    # Churned clients (gone, so never listed) and the 60 active clients the shared model ranks lowest.
+    source, _trained = quick_training()
+    lowest = {r.client_id for r in open_scorer(source.db, source.settings, source.registry).top(MAX_TOP)[-60:]}
+    frame = pd.concat([telco[telco["Churn"] == "Yes"].head(60), telco[telco["customerID"].isin(lowest)]])
+    ingest_frame(store.db, frame, schema=Schema("customerID", "Churn", "Yes"), limits=Limits(), source_name="crm.csv")
+    bot = live_bot(settings)
+
+    assert bot.ask(VIEWER, "/export") == NO_MODEL_TEXT
+    adopt_quick_model(store)
+    store.db.dispose()
+    time.sleep(1.2)  # the bot re-reads the champion pointer at most once a second
+    answer = bot.ask(VIEWER, "/export", timeout=60)
+
+    assert answer.startswith("No client is flagged for contact right now (model v1): every active client is below "
+                             "the threshold of ")
+    assert not [message for message in bot.bot_messages(VIEWER) if message.kind == "document"]
