@@ -365,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     top = command("top", "model.commands:top", "List the highest-risk active clients.", schema=True)
     top.add_argument("-n", type=int, default=20, help="how many clients (default 20)")
     top.add_argument("--as-of", dest="as_of", default=None, help=as_of_help)
+    export = command("export", "model.commands:export",
+                     "Write every flagged client, riskiest first, with reasons, to a CSV or XLSX file.", schema=True)
+    export.add_argument("--output", type=Path, required=True, metavar="FILE.csv|FILE.xlsx",
+                        help="the file to write (written whole or not at all)")
+    export.add_argument("--as-of", dest="as_of", default=None, help=as_of_help)
     score_all = command("score-all", "model.commands:score_all",
                         "Score every stored client and store the predictions.", schema=True)
     score_all.add_argument("--as-of", dest="as_of", default=None, help=as_of_help)

@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import insert
+from sqlalchemy import func, insert
+from sqlmodel import select
 
 from model.artifact import ChurnModel, Contribution
 from model.event_source import (
@@ -58,13 +59,13 @@ from model.reasons import (
 )
 from model.registry import NoChampion, Registry, Serving
 from model.rules import HistoryRule, risk_band, risk_bands
-from storage.clients import get_latest, load_frame
+from storage.clients import CLIENTS, get_latest, load_frame
 from storage.db import Database
 from storage.errors import UserError
 from storage.events.features import FeatureSpec, features_as_of, features_for_client, is_active
 from storage.ids import id_problem, visible
 from storage.schema import Schema, remembered_schema
-from storage.tables import Prediction, utcnow
+from storage.tables import Batch, Prediction, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ SCORED, INSUFFICIENT_HISTORY, UNKNOWN_CLIENT = "scored", "insufficient_history",
 NOT_ACTIVE = "not_active"
 MAX_TOP = 10_000
 CHUNK_ROWS = 50_000
+EXPORT_CHUNK_ROWS = 5_000  # rows explained and handed to the writer at a time (see Scorer.flagged_ranking)
 
 
 class MalformedId(UserError):
@@ -178,6 +180,26 @@ class BatchRun:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class FlaggedList:
+    """Every flagged active client, riskiest first, handed out a chunk at a time.
+
+    ``chunks`` is a one-pass iterator of lists of ``ScoreResult`` (each with its reasons);
+    ranks follow from the order.  ``as_of`` is the date the list describes: for a model on
+    event history the date its features are computed at; for a model on the client table
+    (whose records carry no date of their own) the arrival of the newest client batch.
+    ``active`` counts the clients ranked, ``total`` those flagged (the rows to come)."""
+
+    model_version: str
+    champion: str  # the version the database names; differs when a previous champion stands in
+    threshold: float
+    as_of: datetime | None
+    active: int
+    total: int
+    warnings: tuple[str, ...]
+    chunks: Iterator[list[ScoreResult]]
+
+
 class Scorer:
     """Scores from the serving model of a registry; safe to share across threads."""
 
@@ -220,10 +242,13 @@ class Scorer:
         self, cid: str, data: dict[str, Any], serving: Serving[ChurnModel], *, top: int,
         record_id: int | None, probability: float | None = None, spec: FeatureSpec | None = None,
         as_of: datetime | None = None, raw: dict[str, Any] | None = None,
+        explained: Sequence[Contribution] | None = None,
     ) -> ScoreResult:
         model = serving.model
         if probability is None:
             p, reasons = model.score_and_explain_record(data, top)
+        elif explained is not None:  # a list's reasons, computed for a whole chunk at once
+            p, reasons = probability, list(explained)
         else:
             p, reasons = probability, model.explain_record(data, top=top)
         if spec is not None:
@@ -282,6 +307,57 @@ class Scorer:
                          raw=None if spec is None else record)
             for i, record in zip(order, records, strict=True)
         ]
+
+    def flagged_ranking(self, *, as_of: object = None, reasons: int = 3,
+                        chunk_rows: int = EXPORT_CHUNK_ROWS) -> FlaggedList:
+        """Every flagged active client (the clients ``top`` ranks, at or above the threshold),
+        riskiest first, with ``reasons`` reasons each: the whole contact list.
+
+        Two passes, so that the list is written as it is made and never held whole: first
+        every active client's probability, in chunks (only the ids and probabilities are
+        kept); then, for each chunk of ``chunk_rows`` clients of the ranking, their reasons
+        from one vectorised call, yielded for the caller to write before the next chunk is
+        explained.  Equal probabilities list by id, as in ``top``."""
+        serving = self.registry.serving()
+        spec, moment = None, None
+        if is_event_model(serving.model):
+            spec, moment = model_spec(serving.model), scoring_date(self.db, as_of)
+            frame, ids = self._event_frame(spec, moment)
+            rows = np.arange(len(frame))
+        else:
+            self._refuse_as_of(as_of)
+            frame, all_ids, labels = self._latest_frame()
+            rows = np.flatnonzero(~self._no_history(frame) & (labels != 1))
+            ids = all_ids[rows]
+            moment = self._clients_as_of()
+        size = max(int(chunk_rows), 1)
+        model, threshold = serving.model, serving.threshold
+        parts = []
+        for start in range(0, len(rows), CHUNK_ROWS):
+            chunk = frame.iloc[rows[start:start + CHUNK_ROWS]]
+            parts.append(model.predict_proba_frame(chunk if spec is None else model_inputs(chunk)))
+        probabilities = np.concatenate(parts) if parts else np.empty(0)
+        order = np.lexsort((ids.astype(str), -probabilities)) if len(ids) else np.empty(0, dtype=int)
+        order = order[probabilities[order] >= threshold]
+
+        def explained() -> Iterator[list[ScoreResult]]:
+            for start in range(0, len(order), size):
+                picked = order[start:start + size]
+                part = frame.iloc[rows[picked]]
+                raw = [_clean_record(record) for record in part.to_dict("records")]
+                inputs = part if spec is None else model_inputs(part)
+                records = raw if spec is None else [model_record(record) for record in raw]
+                why = model.explain_frame(inputs, records, top=reasons)
+                yield [
+                    self._scored(str(ids[i]), record, serving, top=reasons, record_id=None,
+                                 probability=float(probabilities[i]), spec=spec,
+                                 as_of=moment if spec is not None else None,
+                                 raw=None if spec is None else shown, explained=because)
+                    for i, record, shown, because in zip(picked, records, raw, why, strict=True)
+                ]
+
+        return FlaggedList(serving.version, serving.pointer, float(threshold), moment, len(ids), len(order),
+                           serving.problems, explained())
 
     def score_all(self, *, run_id: str | None = None, chunk_rows: int = CHUNK_ROWS, as_of: object = None) -> BatchRun:
         """Score every stored client (latest records; for an event model, the clients active
@@ -387,6 +463,12 @@ class Scorer:
         features = frame.drop(columns=[c for c in (id_column, label_column) if c in frame.columns])
         return features.reset_index(drop=True), ids, labels
 
+    def _clients_as_of(self) -> datetime | None:
+        """When the newest client-table batch arrived: the date a list from that table describes."""
+        with self.db.read_session() as session:
+            newest = session.exec(select(func.max(Batch.received_at)).where(Batch.kind == CLIENTS)).one()
+        return newest if isinstance(newest, datetime) else None
+
     def _schema(self) -> Schema:
         """The given schema, else the one the store remembers (a long-running bot may have been
         started before the first ingest)."""
@@ -469,6 +551,7 @@ __all__ = [
     "SCORED",
     "UNKNOWN_CLIENT",
     "BatchRun",
+    "FlaggedList",
     "MalformedId",
     "ScoreResult",
     "Scorer",

@@ -66,12 +66,13 @@ def parse_windows(text: str | None) -> tuple[int, ...]:
     return tuple(windows)
 
 
-def check_output(path: Path | None) -> Path | None:
-    """The output path, refused before any work when it cannot be written."""
+def check_output(path: Path | None, suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -> Path | None:
+    """The output path, refused before any work when it cannot be written (or does not end in
+    one of ``suffixes``)."""
     if path is None:
         return None
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise UserError(f"--output: {path} must end in .csv or .parquet", output=str(path))
+    if path.suffix.lower() not in suffixes:
+        raise UserError(f"--output: {path} must end in {' or '.join(suffixes)}", output=str(path))
     if path.is_dir():
         raise UserError(f"--output: {path} is a folder; name a file", output=str(path))
     folder = path.parent if str(path.parent) else Path(".")
