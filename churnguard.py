@@ -71,6 +71,10 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("CHURNGUARD_IGNORE_COLUMNS")
     )
     no_history_rule: str = Field("tenure <= 0", validation_alias=_env("CHURNGUARD_NO_HISTORY_RULE"))
+    # Columns ingest flagged as leaking the label are left out of training unless named here.
+    keep_leaking_columns: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("CHURNGUARD_KEEP_LEAKING_COLUMNS")
+    )
 
     # --- event history (storage/events, model/event_source.py) ------------------------------
     # "auto" trains on the flat client table when one with labels is stored, else on events.
@@ -80,6 +84,9 @@ class Settings(BaseSettings):
     observation_every: str = Field("month", validation_alias=_env("CHURNGUARD_OBSERVATION_EVERY"))
     feature_windows: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: [7, 30, 90], validation_alias=_env("CHURNGUARD_FEATURE_WINDOWS"))
+    # Usage event types with their own feature columns; the rarer ones are dropped and named
+    # in the training reply and the model card (storage/events/features.py says why 100).
+    max_event_types: int = Field(100, ge=1, le=10_000, validation_alias=_env("CHURNGUARD_MAX_EVENT_TYPES"))
 
     # --- ingestion limits ----------------------------------------------------------------
     max_file_mb: float = Field(500.0, gt=0, validation_alias=_env("CHURNGUARD_MAX_FILE_MB"))
@@ -194,7 +201,7 @@ class Settings(BaseSettings):
             raise ValueError("must be distinct whole numbers of days between 1 and 3650, e.g. 7,30,90")
         return value
 
-    @field_validator("admin_ids", "viewer_ids", "ignore_columns", mode="before")
+    @field_validator("admin_ids", "viewer_ids", "ignore_columns", "keep_leaking_columns", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         return _split_csv(value)
@@ -287,11 +294,17 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def emit(args: argparse.Namespace, payload: dict[str, Any], text: str) -> None:
-    """Print JSON for machines when --json was given, text for people otherwise."""
+    """Print JSON for machines when --json was given, text for people otherwise.
+
+    Both go through ``storage.ids``' escaping: stored ids and CRM values may hold terminal
+    escapes or bidirectional overrides (stores older than the id rule), which must never
+    reach a terminal raw."""
+    from storage.ids import visible, visible_json
+
     if getattr(args, "json", False):
-        print(json.dumps(payload, indent=2, default=str, ensure_ascii=False))
+        print(visible_json(json.dumps(payload, indent=2, default=str, ensure_ascii=False)))
     else:
-        print(text)
+        print(visible(text, keep="\n\t"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -313,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = command("ingest", "storage.commands:ingest", "Validate a CRM export and store it in one transaction.",
                      schema=True)
     ingest.add_argument("path", type=Path, help="CSV, .csv.gz or Parquet file")
+    ingest.add_argument("--encoding", default=None, metavar="NAME",
+                        help="the file's text encoding, e.g. cp1251 or cp1250 (default: a byte-order mark, UTF-8, "
+                             "else a guess that the report names)")
     events = ingest.add_argument_group("CRM event tables (default: a flat client table)")
     events.add_argument("--kind", default=None, metavar="KIND",
                         help="clients, subscriptions, purchases, tickets, usage or event_types")
@@ -351,6 +367,11 @@ def build_parser() -> argparse.ArgumentParser:
     top = command("top", "model.commands:top", "List the highest-risk active clients.", schema=True)
     top.add_argument("-n", type=int, default=20, help="how many clients (default 20)")
     top.add_argument("--as-of", dest="as_of", default=None, help=as_of_help)
+    export = command("export", "model.commands:export",
+                     "Write every flagged client, riskiest first, with reasons, to a CSV or XLSX file.", schema=True)
+    export.add_argument("--output", type=Path, required=True, metavar="FILE.csv|FILE.xlsx",
+                        help="the file to write (written whole or not at all)")
+    export.add_argument("--as-of", dest="as_of", default=None, help=as_of_help)
     score_all = command("score-all", "model.commands:score_all",
                         "Score every stored client and store the predictions.", schema=True)
     score_all.add_argument("--as-of", dest="as_of", default=None, help=as_of_help)
@@ -393,9 +414,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe must surface here, not in the interpreter's exit
         return code
     except UserError as error:
+        from storage.ids import visible, visible_json
+
         if getattr(args, "json", False):
-            print(json.dumps({"error": str(error), **error.details}, indent=2, default=str, ensure_ascii=False))
-        print(f"churnguard: {error}", file=sys.stderr)
+            print(visible_json(json.dumps({"error": str(error), **error.details}, indent=2, default=str,
+                                          ensure_ascii=False)))
+        print(visible(f"churnguard: {error}", keep="\n\t"), file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         return 130

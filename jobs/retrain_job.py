@@ -149,11 +149,13 @@ def run(ctx: JobContext) -> JobResult:
         "champion_after": None if after is None else after.version, "window": window_note,
         "started_at": started.isoformat(), "finished_at": utcnow().isoformat(), "text": summary,
         "gate": _report_part(result, "gate"), "metrics": _report_part(result, "metrics"),
+        "warnings": [str(w) for w in _report_part(result, "warnings") or []],
     }  # fmt: skip
     store_report(db, RETRAIN, body, model_version=version)
     ctx.progress(summary)
     return JobResult(summary=summary, details={"result": {k: body[k] for k in (
-        "version", "status", "promoted", "reasons", "champion_before", "champion_after", "window", "why")}})
+        "version", "status", "promoted", "reasons", "champion_before", "champion_after", "window", "why",
+        "warnings")}})
 
 
 def _parameters(function: Any) -> set[str]:

@@ -24,7 +24,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,19 +143,38 @@ class ChurnModel:
         raw = 1.0 / (1.0 + math.exp(-margin)) if margin >= 0 else math.exp(margin) / (1.0 + math.exp(margin))
         return self.calibrator_.transform_one(raw), self._reasons(record, shares[:-1], top)
 
+    def explain_frame(self, frame: pd.DataFrame, records: Sequence[Mapping[str, Any]],
+                      top: int = 3) -> list[list[Contribution]]:
+        """The ``top`` reasons of every row of ``frame`` from one vectorised ``pred_contrib`` call.
+
+        ``records`` are the same rows as plain dicts (the values the reasons show, as
+        ``explain_record`` shows them).  A long list (every flagged client) would otherwise
+        cost one LightGBM call per client; the contributions are the same."""
+        if len(frame) != len(records):
+            raise ValueError(f"{len(frame)} rows but {len(records)} records")
+        if len(frame) == 0:
+            return []
+        matrix = self.encoder_.transform(frame)
+        shares = np.asarray(self.booster_.predict(matrix, pred_contrib=True, num_threads=0))[:, :-1]
+        return [self._reasons(record, row, top) for record, row in zip(records, shares, strict=True)]
+
     def _reasons(self, record: Mapping[str, Any], contributions: np.ndarray, top: int) -> list[Contribution]:
+        if len(contributions) != len(self.feature_names_):
+            raise ValueError(f"{len(contributions)} contributions for {len(self.feature_names_)} features")
         engineered = self.encoder_.engineered_values(record)
+        # Strongest first; a stable sort keeps the feature order between equal effects.
+        strongest = np.argsort(-np.abs(np.asarray(contributions, dtype="float64")), kind="stable")
         reasons: list[Contribution] = []
-        for name, effect in zip(self.feature_names_, contributions, strict=True):
+        for index in strongest[: max(int(top), 0)]:
+            name = self.feature_names_[int(index)]
             if name in engineered:
                 value: Any = None if math.isnan(engineered[name]) else engineered[name]
             else:
                 value = record.get(name)
                 if isinstance(value, float) and math.isnan(value):
                     value = None
-            reasons.append(Contribution(feature=name, value=value, effect=float(effect)))
-        reasons.sort(key=lambda item: -abs(item.effect))
-        return reasons[: max(int(top), 0)]
+            reasons.append(Contribution(feature=name, value=value, effect=float(contributions[int(index)])))
+        return reasons
 
     # ------------------------------------------------------------------ training clients
     def set_training_ids(self, ids: Iterable[Any]) -> None:

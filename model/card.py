@@ -231,12 +231,18 @@ def card_markdown(report: Mapping[str, Any], *, title: str = "ChurnGuard churn m
     out_of_time = validation.get("kind") == "out_of_time"
     tested_on = (f"the newest period, {', '.join(d[:10] for d in validation.get('test_dates', []))}, which no "
                  "model of this run trained on" if out_of_time else "20 % of clients, never used before this evaluation")
+    warnings = list(report.get("warnings") or [])  # model/data_checks.py; absent in older reports
     lines = [
         f"# {title}",
         "",
-        f"**Verdict:** {'ACCEPTED — may become champion' if gate['passed'] else 'REJECTED'}",
+        f"**Verdict:** {'ACCEPTED — may become champion' if gate['passed'] else 'REJECTED'}"
+        + (f" — read the {len(warnings)} warning(s) below first" if warnings else ""),
         "",
         *([f"**Signal:** {signal['message']}", ""] if signal else []),
+    ]
+    if warnings:
+        lines += ["## Warnings", "", *[f"- ⚠️ {warning}" for warning in warnings], ""]
+    lines += [
         "## What it does",
         "",
         "Scores each client's probability of churning (calibrated: 0.30 means about 3 in 10 such clients "
@@ -410,6 +416,7 @@ def summary_text(report: Mapping[str, Any]) -> str:
     if engineered:
         lines.append("Engineered: " + ", ".join(item["name"] for item in engineered))
     lines += [f"Rejected because: {reason}" for reason in gate["reasons"]]
+    lines += [f"Warning: {warning}" for warning in report.get("warnings") or []]
     return "\n".join(lines)
 
 

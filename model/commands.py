@@ -1,5 +1,5 @@
 """Command-line handlers of the model commands: train, report, models, promote, rollback,
-score, top, score-all.
+score, top, export, score-all.
 
 Each handler only opens the store, calls ``model.service`` / ``model.registry`` /
 ``model.scoring`` and prints through ``churnguard.emit``; the work lives in those modules so
@@ -215,6 +215,30 @@ def top(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def export(args: argparse.Namespace, settings: Settings) -> int:
+    """``churnguard export --output FILE.csv|FILE.xlsx [--as-of D] [--json]``: every flagged client."""
+    from model.export import FORMATS, write_list
+    from storage.events.commands import check_output
+
+    output = check_output(args.output, FORMATS)
+    assert output is not None
+    db = _database(settings)
+    flagged = open_scorer(db, settings).flagged_ranking(as_of=getattr(args, "as_of", None))
+    try:
+        result = write_list(flagged, [output])
+    except OSError as error:
+        raise UserError(f"--output: cannot write {output}: {error.strerror or error}", output=str(output)) from None
+    payload = {"output": str(output), "format": output.suffix.lower().lstrip("."), **result.to_dict()}
+    payload.pop("files", None)
+    payload["bytes"] = result.sizes[output.suffix.lower()]
+    when = f", as of {payload['as_of']}" if payload["as_of"] else ""
+    lines = [f"Wrote {result.rows:,} flagged client(s) of {result.active:,} active, riskiest first, to {output} "
+             f"(model {result.model_version}, flagged at >= {result.threshold:.1%}{when})."]
+    lines += [f"Warning: {warning}" for warning in result.warnings]
+    emit(args, payload, "\n".join(lines))
+    return 0
+
+
 def score_all(args: argparse.Namespace, settings: Settings) -> int:
     db = _database(settings)
     run = open_scorer(db, settings).score_all(as_of=getattr(args, "as_of", None))
@@ -222,4 +246,4 @@ def score_all(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-__all__ = ["models", "promote", "report", "rollback", "score", "score_all", "top", "train"]
+__all__ = ["export", "models", "promote", "report", "rollback", "score", "score_all", "top", "train"]

@@ -30,7 +30,14 @@ from sqlmodel import col, select
 
 from storage.db import Database
 from storage.errors import UserError
-from storage.events.features import CLIENTS, FeatureSpec, feature_description, from_epoch, to_epoch
+from storage.events.features import (
+    CLIENTS,
+    DEFAULT_MAX_EVENT_TYPES,
+    FeatureSpec,
+    feature_description,
+    from_epoch,
+    to_epoch,
+)
 from storage.events.labels import GROUP_COLUMN, data_end, training_frame
 from storage.schema import Schema
 from storage.tables import Batch
@@ -67,10 +74,13 @@ class EventTraining:
     metadata: dict[str, Any]
 
 
-def event_training(db: Database, *, horizon_days: int, every: str, windows: Sequence[int]) -> EventTraining:
+def event_training(db: Database, *, horizon_days: int, every: str, windows: Sequence[int],
+                   max_event_types: int = DEFAULT_MAX_EVENT_TYPES) -> EventTraining:
     """Rows (client, observation date) with their features and labels, plus the metadata
-    (``features: events``, spec, horizon) that scoring needs."""
-    raw = training_frame(db, horizon_days=horizon_days, every=every, windows=windows)
+    (``features: events``, spec, horizon) that scoring needs.  The spec keeps the
+    ``max_event_types`` most frequent usage types and lists the others (``dropped_types``)."""
+    raw = training_frame(db, horizon_days=horizon_days, every=every, windows=windows,
+                         max_event_types=max_event_types)
     frame = model_inputs(raw)
     attrs = dict(raw.attrs)
     frame.attrs.update(attrs)

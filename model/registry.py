@@ -7,6 +7,10 @@ Why it is built this way:
   ``<home>/models/<version>/``; a rename is atomic, so a version directory is either
   complete or absent.  An existing directory is never overwritten.  The sha256 of the
   manifest is stored in ``ModelVersion.sha256``, so a manifest edited on disk is caught too.
+* **A store can move.**  ``ModelVersion.artifact_dir`` holds the folder relative to the models
+  folder (the version's name), resolved against the models folder of the home in use: a home
+  copied, restored from a backup or mounted elsewhere serves its own files, never those of the
+  place it came from, and needs no database edit.
 * **One transaction per pointer switch.**  Status changes and the ``ChampionEvent`` row
   commit together; the rows are locked first so two concurrent promotions cannot leave two
   champions (PostgreSQL; SQLite serialises writers anyway).
@@ -105,7 +109,8 @@ class VersionInfo:
         return self.status == CHAMPION
 
     @classmethod
-    def from_row(cls, row: ModelVersion) -> VersionInfo:
+    def from_row(cls, row: ModelVersion, models_dir: Path) -> VersionInfo:
+        """The row with its folder resolved against this home's models folder (see ``artifact_path``)."""
         return cls(
             version=row.version,
             status=row.status,
@@ -113,7 +118,7 @@ class VersionInfo:
             threshold=row.threshold,
             seed=row.seed,
             train_rows=row.train_rows,
-            artifact_dir=Path(row.artifact_dir),
+            artifact_dir=artifact_path(models_dir, row.artifact_dir),
             sha256=row.sha256,
             metrics=dict(row.metrics or {}),
             reasons=list(row.reasons or []),
@@ -177,6 +182,22 @@ def _sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def stored_artifact_dir(version: str) -> str:
+    """What ``ModelVersion.artifact_dir`` holds for a new version: its folder's path relative to
+    the models folder (``<CHURNGUARD_HOME>/models``), i.e. the version's name.  Never an absolute
+    path: a home that is copied, restored or mounted elsewhere must serve its own files, not
+    those of the place it came from."""
+    return version
+
+
+def artifact_path(models_dir: Path, stored: str) -> Path:
+    """The folder a ``ModelVersion.artifact_dir`` names: a relative path is resolved against
+    the *current* models folder.  An absolute path (a row the migration to relative paths could
+    not place, see storage/migrations/versions/0002_relative_model_dirs.py) is used as it is."""
+    path = Path(stored)
+    return path if path.is_absolute() else (Path(models_dir) / path).resolve()
 
 
 def write_manifest(directory: Path, version: str) -> str:
@@ -272,7 +293,8 @@ class Registry(Generic[M]):
     def list_versions(self) -> list[VersionInfo]:
         with self.db.read_session() as session:
             rows = session.exec(select(ModelVersion)).all()
-        return sorted((VersionInfo.from_row(row) for row in rows), key=lambda info: _number(info.version))
+        infos = (VersionInfo.from_row(row, self.models_dir) for row in rows)
+        return sorted(infos, key=lambda info: _number(info.version))
 
     def get(self, version: str) -> VersionInfo:
         """The version by name ("v3", "3" and "V3" all work); ``NotFound`` otherwise."""
@@ -283,13 +305,13 @@ class Registry(Generic[M]):
             known = [info.version for info in self.list_versions()]
             hint = f"known versions: {', '.join(known)}" if known else "no model has been trained yet"
             raise NotFound(f"no model version {version!r}; {hint}", version=version)
-        return VersionInfo.from_row(row)
+        return VersionInfo.from_row(row, self.models_dir)
 
     def champion(self) -> VersionInfo | None:
         """The version the database names as champion (its files are not checked here)."""
         with self.db.read_session() as session:
             row = _champion_row(session)
-        return VersionInfo.from_row(row) if row is not None else None
+        return VersionInfo.from_row(row, self.models_dir) if row is not None else None
 
     def champion_history(self) -> list[str]:
         """Champions as a stack, oldest first: promotions push, rollbacks pop.
@@ -451,7 +473,7 @@ class Registry(Generic[M]):
                 row = ModelVersion(
                     version=name,
                     status=CANDIDATE,
-                    artifact_dir=str(target.resolve()),
+                    artifact_dir=stored_artifact_dir(name),
                     sha256=sha,
                     threshold=float(meta.threshold),
                     seed=int(meta.seed),
@@ -479,7 +501,7 @@ class Registry(Generic[M]):
                 staging.rename(target)
                 target.chmod(0o555)
                 moved = True
-            info = VersionInfo.from_row(row)
+            info = VersionInfo.from_row(row, self.models_dir)
         except BaseException:
             if moved:
                 _remove_tree(target)
@@ -629,7 +651,9 @@ __all__ = [
     "Serving",
     "Switch",
     "VersionInfo",
+    "artifact_path",
     "normalise_version",
+    "stored_artifact_dir",
     "verify_artifacts",
     "write_manifest",
 ]

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import io
 import logging
-import unicodedata
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,7 +33,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import insert
+from sqlalchemy import func, insert
+from sqlmodel import select
 
 from model.artifact import ChurnModel, Contribution
 from model.reasons import (
@@ -55,16 +55,19 @@ from model.sources import (
     SourceConfig,
     source_for_model,
 )
+from storage.clients import CLIENTS
 from storage.db import Database
 from storage.errors import UserError
+from storage.ids import id_problem, visible
 from storage.schema import Schema, remembered_schema
-from storage.tables import Prediction, utcnow
+from storage.tables import Batch, Prediction, utcnow
 
 log = logging.getLogger(__name__)
 
 MAX_ID_LENGTH = 200
 MAX_TOP = 10_000
 CHUNK_ROWS = 50_000
+EXPORT_CHUNK_ROWS = 5_000  # rows explained and handed to the writer at a time (see Scorer.flagged_ranking)
 
 
 class MalformedId(UserError):
@@ -72,17 +75,12 @@ class MalformedId(UserError):
 
 
 def clean_client_id(client_id: object) -> str:
-    """The id with surrounding blanks removed; ``MalformedId`` when it cannot be a client id."""
+    """The id with surrounding blanks removed; ``MalformedId`` when it cannot be a client id
+    (the rule every ingest applies too: ``storage.ids.id_problem``)."""
     text = str(client_id if client_id is not None else "").strip()
-    problem = None
-    if not text:
-        problem = "the id is empty"
-    elif len(text) > MAX_ID_LENGTH:
-        problem = f"the id is {len(text)} characters long; ids have at most {MAX_ID_LENGTH}"
-    elif any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in text):
-        problem = "the id contains control or invisible characters"
+    problem = id_problem(text)
     if problem is not None:
-        shown = text[:40] + ("…" if len(text) > 40 else "")
+        shown = visible(text[:40]) + ("…" if len(text) > 40 else "")
         raise MalformedId(malformed_id_text(problem), status="malformed_id", client_id=shown)
     return text
 
@@ -180,6 +178,26 @@ class BatchRun:
         return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class FlaggedList:
+    """Every flagged active client, riskiest first, handed out a chunk at a time.
+
+    ``chunks`` is a one-pass iterator of lists of ``ScoreResult`` (each with its reasons);
+    ranks follow from the order.  ``as_of`` is the date the list describes: for a model on
+    event history the date its features are computed at; for a model on the client table
+    (whose records carry no date of their own) the arrival of the newest client batch.
+    ``active`` counts the clients ranked, ``total`` those flagged (the rows to come)."""
+
+    model_version: str
+    champion: str  # the version the database names; differs when a previous champion stands in
+    threshold: float
+    as_of: datetime | None
+    active: int
+    total: int
+    warnings: tuple[str, ...]
+    chunks: Iterator[list[ScoreResult]]
+
+
 class Scorer:
     """Scores from the serving model of a registry; safe to share across threads."""
 
@@ -234,10 +252,13 @@ class Scorer:
         self, cid: str, data: dict[str, Any], serving: Serving[ChurnModel], *, top: int,
         record_id: int | None, probability: float | None = None, as_of: datetime | None = None,
         raw: dict[str, Any] | None = None, source: DataSource | None = None,
+        explained: Sequence[Contribution] | None = None,
     ) -> ScoreResult:
         model = serving.model
         if probability is None:
             p, reasons = model.score_and_explain_record(data, top)
+        elif explained is not None:  # a list's reasons, computed for a whole chunk at once
+            p, reasons = probability, list(explained)
         else:
             p, reasons = probability, model.explain_record(data, top=top)
         if source is not None and raw is not None:
@@ -292,9 +313,50 @@ class Scorer:
                              _clean_record(raw[position]), when))
             best.sort(key=lambda item: (-item[0], item[1]))
             del best[n:]
-        return [self._scored(cid, record, serving, top=reasons, record_id=None, probability=p, as_of=when,
+        # Ids come from the store, which may predate the id rule: shown with escapes, never raw.
+        return [self._scored(visible(cid), record, serving, top=reasons, record_id=None, probability=p, as_of=when,
                              raw=shown, source=source)
                 for p, cid, record, shown, when in best]
+
+    def flagged_ranking(self, *, as_of: object = None, reasons: int = 3,
+                        chunk_rows: int = EXPORT_CHUNK_ROWS) -> FlaggedList:
+        """Every flagged active client (the clients ``top`` ranks, at or above the threshold),
+        riskiest first, with ``reasons`` reasons each: the whole contact list.
+
+        Two passes, so that the list is written as it is made and never held whole: first
+        every active client's probability (only the ids and probabilities are kept beside the
+        rows); then, for each chunk of ``chunk_rows`` clients of the ranking, their reasons
+        from one vectorised call, yielded for the caller to write before the next chunk is
+        explained.  Equal probabilities list by id, as in ``top``."""
+        serving = self.registry.serving()
+        source = self.source(serving)
+        moment = source.scoring_date(as_of) or self._clients_as_of()
+        sets = [rows for rows in source.scoring_rows(as_of=as_of) if len(rows)]
+        model, threshold = serving.model, serving.threshold
+        inputs = pd.concat([rows.inputs for rows in sets], ignore_index=True) if sets else pd.DataFrame()
+        raw = (pd.concat([rows.raw if rows.raw is not None else rows.inputs for rows in sets], ignore_index=True)
+               if sets else pd.DataFrame())
+        ids = np.concatenate([rows.ids for rows in sets]) if sets else np.empty(0, dtype=object)
+        probabilities = _predict_chunks(model, inputs) if len(inputs) else np.empty(0)
+        order = np.lexsort((ids.astype(str), -probabilities)) if len(ids) else np.empty(0, dtype=int)
+        order = order[probabilities[order] >= threshold]
+        size = max(int(chunk_rows), 1)
+
+        def explained() -> Iterator[list[ScoreResult]]:
+            for start in range(0, len(order), size):
+                picked = order[start:start + size]
+                records = [_clean_record(record) for record in inputs.iloc[picked].to_dict("records")]
+                shown = [_clean_record(record) for record in raw.iloc[picked].to_dict("records")]
+                why = model.explain_frame(inputs.iloc[picked], records, top=reasons)
+                yield [
+                    self._scored(visible(str(ids[i])), record, serving, top=reasons, record_id=None,
+                                 probability=float(probabilities[i]), as_of=source.scoring_date(as_of),
+                                 raw=values, source=source, explained=because)
+                    for i, record, values, because in zip(picked, records, shown, why, strict=True)
+                ]
+
+        return FlaggedList(serving.version, serving.pointer, float(threshold), moment, len(ids), len(order),
+                           serving.problems, explained())
 
     def score_all(self, *, run_id: str | None = None, chunk_rows: int = CHUNK_ROWS, as_of: object = None) -> BatchRun:
         """Score every active client (each client's row at the scoring date) and store the
@@ -329,6 +391,13 @@ class Scorer:
                 session.execute(insert(Prediction), rows)
         log.info("score-all run %s: %d clients with model %s", run, scored_total, serving.version)
         return BatchRun(run, serving.version, scored_total, flagged_total, skipped, counts, serving.problems, departed)
+
+
+    def _clients_as_of(self) -> datetime | None:
+        """When the newest client-table batch arrived: the date a list from that table describes."""
+        with self.db.read_session() as session:
+            newest = session.exec(select(func.max(Batch.received_at)).where(Batch.kind == CLIENTS)).one()
+        return newest if isinstance(newest, datetime) else None
 
 
 def _predict_chunks(model: ChurnModel, frame: pd.DataFrame, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
@@ -396,6 +465,7 @@ __all__ = [
     "SCORED",
     "UNKNOWN_CLIENT",
     "BatchRun",
+    "FlaggedList",
     "MalformedId",
     "ScoreResult",
     "Scorer",

@@ -30,6 +30,7 @@ import pandas as pd
 from model.artifact import ChurnModel
 from model.card import CARD_FILE
 from model.config import TrainConfig
+from model.data_checks import review
 from model.registry import NewVersion, NoChampion, Registry, VersionInfo
 from model.scoring import Scorer
 from model.sources import EVENTS, SourceConfig, model_source_kind, source_for_training, source_kind
@@ -121,6 +122,8 @@ class TrainResult:
             "gate": report.get("gate"),
             "processing": report.get("processing"),
             "tuning": report.get("tuning"),
+            "warnings": report.get("warnings", []),
+            "data_checks": report.get("data_checks"),
             "training_seconds": report.get("training_seconds"),
             "artifact_dir": str(self.info.artifact_dir),
             "card": str(self.info.artifact_dir / CARD_FILE),
@@ -186,10 +189,12 @@ def train_candidate(
         config = TrainConfig.from_settings(settings, seed=seed)
     elif seed is not None:
         config = replace(config, seed=seed)
-    source = source_for_training(db, SourceConfig.from_settings(settings))
+    source_config = SourceConfig.from_settings(settings)
+    source = source_for_training(db, source_config)
+    leaks = None
     if frame is None:
         data = source.training_data(progress=say, batch_window=batch_window)
-        frame, schema, metadata = data.frame, data.schema, dict(data.metadata)
+        frame, schema, metadata, leaks = data.frame, data.schema, dict(data.metadata), data.leaks
         frame.attrs.setdefault("batch_ids", data.batch_ids)
     else:
         schema, metadata = source.schema, {"source": source.kind}
@@ -202,6 +207,9 @@ def train_candidate(
     outcome = train_lifecycle(frame, schema=schema, config=config,
                               champion=champion.model if champion is not None else None, progress=progress,
                               metadata=metadata)
+    # Before the card is drawn from it: what the data may be hiding (model/data_checks.py).
+    review(outcome.report, leaks=leaks, spec=metadata.get("feature_spec"),
+           max_event_types=source_config.max_event_types)
     return Candidate(
         outcome=replace(outcome, test_frame=outcome.test_frame.iloc[0:0]),
         seed=config.seed,

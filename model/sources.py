@@ -30,6 +30,7 @@ import pandas as pd
 from sqlmodel import col, select
 
 from model.artifact import ChurnModel
+from model.data_checks import LeakExclusion, exclude_leaks, flagged_leaks
 from model.event_source import (
     EVENT_SCHEMA,
     FEATURES_KIND,
@@ -57,7 +58,14 @@ from model.validation import AS_OF
 from storage.clients import CLIENTS, column_types, get_latest, load_frame
 from storage.db import Database
 from storage.errors import UserError
-from storage.events.features import FeatureSpec, feature_description, features_as_of, features_for_client, is_active
+from storage.events.features import (
+    DEFAULT_MAX_EVENT_TYPES,
+    FeatureSpec,
+    feature_description,
+    features_as_of,
+    features_for_client,
+    is_active,
+)
 from storage.events.labels import data_end, labels_as_of, left_on, observation_dates
 from storage.readers import NUMERIC
 from storage.schema import Schema, remembered_schema
@@ -86,6 +94,8 @@ class SourceConfig:
     positive_label: str = "Yes"
     ignore_columns: tuple[str, ...] = ()
     explicit: frozenset[str] = frozenset()
+    keep_leaking_columns: tuple[str, ...] = ()  # columns flagged as leaking the label, kept on purpose
+    max_event_types: int = DEFAULT_MAX_EVENT_TYPES
 
     @classmethod
     def from_settings(cls, settings: object) -> SourceConfig:
@@ -103,6 +113,8 @@ class SourceConfig:
             positive_label=requested.positive_label,
             ignore_columns=tuple(requested.ignore_columns),
             explicit=frozenset(explicit),
+            keep_leaking_columns=tuple(getattr(settings, "keep_leaking_columns", ()) or ()),
+            max_event_types=int(getattr(settings, "max_event_types", DEFAULT_MAX_EVENT_TYPES)),
         )
 
     @property
@@ -119,6 +131,7 @@ class TrainingData:
     schema: Schema
     metadata: dict[str, Any]
     batch_ids: list[int]
+    leaks: LeakExclusion | None = None  # columns flagged at ingest as leaking the label, left out
 
 
 @dataclass(frozen=True)
@@ -277,10 +290,15 @@ class SnapshotSource(DataSource):
         if batch_window is not None:
             frame = _window(self.db, frame, schema, batch_window)
         if frame.empty:
-            raise UserError("no labelled clients stored: send a CRM export that has the label column "
+            raise UserError("no labelled clients stored: ingest a CRM export that has the label column "
                             f"{schema.label_column!r}", label_column=schema.label_column)
         batch_ids = [int(b) for b in frame.attrs.get("batch_ids", [])]
-        return TrainingData(frame, schema, {"source": SNAPSHOTS}, batch_ids)
+        frame, leaks = exclude_leaks(frame, flagged_leaks(self.db), ignored=schema.ignore_columns,
+                                     keep=self.config.keep_leaking_columns)
+        frame.attrs["batch_ids"] = batch_ids
+        if leaks.excluded and progress is not None:
+            progress(f"left out {len(leaks.excluded)} column(s) flagged as leaking the label")
+        return TrainingData(frame, schema, {"source": SNAPSHOTS}, batch_ids, leaks)
 
     def learnable_batches(self) -> list[int]:
         with self.db.read_session() as session:
@@ -460,7 +478,7 @@ class EventSource(DataSource):
         if progress is not None:
             progress("building event features at each observation date")
         events = event_training(self.db, horizon_days=self.horizon_days, every=self.every,
-                                windows=self.config.feature_windows)
+                                windows=self.config.feature_windows, max_event_types=self.config.max_event_types)
         return TrainingData(events.frame, EVENT_SCHEMA, events.metadata,
                             [int(b) for b in events.frame.attrs.get("batch_ids", [])])
 

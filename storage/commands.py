@@ -7,6 +7,8 @@ raised as ``UserError`` and printed by ``churnguard.main`` as one line (exit cod
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
@@ -15,7 +17,8 @@ from sqlmodel import col, select
 from churnguard import emit
 from storage.clients import CLIENTS, client_counts, column_types
 from storage.db import Database
-from storage.errors import UserError
+from storage.encodings import check_encoding
+from storage.errors import IngestRejected, UserError
 from storage.events.labels import data_end
 from storage.ingest import NEGATIVE_LABEL_KEY, ingest_file
 from storage.readers import Limits
@@ -28,29 +31,45 @@ if TYPE_CHECKING:
 
 def ingest(args: argparse.Namespace, settings: Settings) -> int:
     """``churnguard ingest PATH``: validate the file and store it in one transaction."""
+    encoding = check_encoding(getattr(args, "encoding", None))
     if getattr(args, "kind", None) is not None:
-        return ingest_event_table(args, settings)
+        return ingest_event_table(args, settings, encoding)
     if getattr(args, "mapping", None) is not None or getattr(args, "map_flags", None) is not None:
         raise UserError("--mapping and --map describe an event table: add --kind (clients, subscriptions, "
                         "purchases, tickets, usage or event_types)")
     schema, explicit = schema_from_settings(settings)
-    with Database(settings.database_url) as db:
-        report = ingest_file(db, args.path, schema=schema, explicit=explicit, limits=Limits.from_settings(settings))
+    with Database(settings.database_url) as db, _encoding_hint(encoding):
+        report = ingest_file(db, args.path, schema=schema, explicit=explicit, limits=Limits.from_settings(settings),
+                             encoding=encoding)
     emit(args, report.to_dict(), report.to_text())
     return 0
 
 
-def ingest_event_table(args: argparse.Namespace, settings: Settings) -> int:
+def ingest_event_table(args: argparse.Namespace, settings: Settings, encoding: str | None = None) -> int:
     """``churnguard ingest PATH --kind KIND``: an event table, mapped to canonical fields."""
     from storage.events.ingest import ingest_events
     from storage.events.mapping import canonical_kind, resolve_mapping
 
     kind = canonical_kind(args.kind)
     mapping = resolve_mapping(kind, file=args.mapping, flags=args.map_flags)
-    with Database(settings.database_url) as db:
-        report = ingest_events(db, args.path, kind=kind, mapping=mapping, limits=Limits.from_settings(settings))
+    with Database(settings.database_url) as db, _encoding_hint(encoding):
+        report = ingest_events(db, args.path, kind=kind, mapping=mapping, limits=Limits.from_settings(settings),
+                               encoding=encoding)
     emit(args, report.as_dict(), report.summary())
     return 0
+
+
+@contextmanager
+def _encoding_hint(encoding: str | None) -> Iterator[None]:
+    """A file refused for its encoding gets the command-line way out too (the storage message
+    is shared with the bot, where there is no flag to give)."""
+    try:
+        yield
+    except IngestRejected as error:
+        if error.details.get("problem") != "bad_encoding" or encoding is not None:
+            raise
+        raise IngestRejected(f"{error}; or, if the whole file is in another encoding, name it with --encoding "
+                             "(e.g. --encoding cp1251)", **error.details) from None
 
 
 def schema_summary(db: Database) -> dict[str, Any]:

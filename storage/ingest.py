@@ -131,8 +131,10 @@ def ingest_file(
     explicit: Collection[str] = (),
     limits: Limits | None = None,
     source_name: str | None = None,
+    encoding: str | None = None,
 ) -> IngestReport:
-    """Validate and store one CRM file (CSV, .csv.gz or Parquet).
+    """Validate and store one CRM file (CSV, .csv.gz or Parquet); ``encoding`` is the text
+    encoding the user named (found from the file when None, see ``storage.encodings``).
 
     ``schema``/``explicit`` come from ``storage.schema.schema_from_settings``; the schema the
     store remembers wins unless a field was set explicitly, and a conflict is refused.
@@ -144,7 +146,7 @@ def ingest_file(
     resolved, history, earlier = _prepare(db, schema, explicit, digest)
     if earlier is not None:
         return _duplicate(earlier, name)
-    table = parse_bytes(data, source_name=name, limits=limits, sha256=digest,
+    table = parse_bytes(data, source_name=name, limits=limits, sha256=digest, encoding=encoding,
                         keep_text=(resolved.id_column, resolved.label_column))
     del data
     return _validate_and_store(db, table, resolved, explicit, history)

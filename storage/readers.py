@@ -21,7 +21,7 @@ import io
 import itertools
 import re
 import zlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
@@ -29,6 +29,7 @@ from typing import Any, TypedDict
 import numpy as np
 import pandas as pd
 
+from storage.encodings import Decoded, check_encoding, decode
 from storage.errors import IngestRejected
 
 NUMERIC = "numeric"
@@ -137,19 +138,24 @@ def read_bytes(path: Path | str, limits: Limits) -> bytes:
 
 
 def read_table(
-    path: Path | str, *, limits: Limits, keep_text: Collection[str] = (), source_name: str | None = None
+    path: Path | str, *, limits: Limits, keep_text: Collection[str] = (), source_name: str | None = None,
+    encoding: str | None = None,
 ) -> Table:
     """Read a CSV, .csv.gz or Parquet file into a typed table (see ``parse_bytes``)."""
     data = read_bytes(path, limits)
-    return parse_bytes(data, source_name=source_name or Path(path).name, limits=limits, keep_text=keep_text)
+    return parse_bytes(data, source_name=source_name or Path(path).name, limits=limits, keep_text=keep_text,
+                       encoding=encoding)
 
 
 def parse_bytes(
-    data: bytes, *, source_name: str, limits: Limits, keep_text: Collection[str] = (), sha256: str | None = None
+    data: bytes, *, source_name: str, limits: Limits, keep_text: Collection[str] = (), sha256: str | None = None,
+    encoding: str | None = None,
 ) -> Table:
     """Parse an uploaded file's bytes; the format is taken from the content, not the name,
-    because CRM exports and chat uploads often carry the wrong extension."""
+    because CRM exports and chat uploads often carry the wrong extension.  ``encoding``:
+    the text encoding the user named (``--encoding``), else it is found (``decode_text``)."""
     digest = sha256 or sha256_of(data)
+    encoding = check_encoding(encoding)
     if not data.strip():
         raise reject(f"{source_name} is empty", "empty")
     if data[:4] == b"PAR1":
@@ -165,8 +171,9 @@ def parse_bytes(
         if data[:4] == b"PAR1":
             raise reject(f"{source_name} is a gzip-compressed Parquet file; send the .parquet file itself",
                          "not_a_table")
-    _reject_binary(data, source_name)
-    text, encoding = decode_text(data, source_name)
+    _reject_binary(data, source_name, encoding)
+    decoded = decode_text(data, source_name, encoding)
+    text = decoded.text
     _reject_non_table(text, source_name)
     delimiter = sniff_delimiter(text, source_name)
     header = _check_shape(text, delimiter, source_name, limits)
@@ -177,12 +184,12 @@ def parse_bytes(
     if frame.shape[1] != len(header):  # pragma: no cover - both parsers follow RFC 4180 quoting
         raise reject(f"{source_name}: the header could not be parsed consistently", "bad_delimiter")
     frame.columns = pd.Index(header)
-    notes: list[Note] = []
+    notes: list[Note] = [] if decoded.note is None else [{"column": None, "message": decoded.note}]
     frame = _drop_blank_rows(frame, notes)
     if frame.empty:
         raise reject(f"{source_name} has a header but no data rows", "empty")
     typed, types = type_columns(frame, keep_text=keep_text, decimal_comma=delimiter == ";", notes=notes)
-    return Table(typed, types, source_name, digest, fmt, encoding, delimiter, notes)
+    return Table(typed, types, source_name, digest, fmt, decoded.encoding, delimiter, notes)
 
 
 def table_from_frame(
@@ -223,23 +230,38 @@ def table_from_frame(
 # ------------------------------------------------------------------------------------------
 
 
+_GZIP_CHUNK = 1 << 20  # bytes decompressed at a time
+
+
 def _gunzip(data: bytes, source_name: str, limits: Limits) -> bytes:
-    # Read at most one byte past the limit: a small archive must not inflate into memory
-    # beyond what an uncompressed upload could take.
+    """The decompressed bytes, once the archive is known to fit the limit.
+
+    A small archive can inflate a thousandfold (a "gzip bomb").  So the archive is first
+    decompressed a chunk at a time, only counting, and refused the moment the count passes
+    ``CHURNGUARD_MAX_FILE_MB``: memory stays at one chunk however large the output would be.
+    Only an archive that fits is decompressed again, for real."""
+    total = 0
+    for chunk in _inflate(data, source_name):
+        total += len(chunk)
+        if total > limits.max_bytes:
+            raise reject(
+                f"{source_name} decompresses to more than the limit of {limits.max_file_mb:g} MB "
+                f"(CHURNGUARD_MAX_FILE_MB); split the export or raise the limit",
+                "too_big",
+                limit_mb=limits.max_file_mb,
+            )
+    return b"".join(_inflate(data, source_name))
+
+
+def _inflate(data: bytes, source_name: str) -> Iterator[bytes]:
+    """The decompressed content of a gzip archive (every member), ``_GZIP_CHUNK`` bytes at a time."""
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as archive:
-            out = archive.read(limits.max_bytes + 1)
+            while chunk := archive.read(_GZIP_CHUNK):
+                yield chunk
     except (OSError, EOFError, zlib.error) as error:
         raise reject(f"{source_name} looks gzip-compressed but cannot be decompressed: {error}",
                      "not_a_table") from None
-    if len(out) > limits.max_bytes:
-        raise reject(
-            f"{source_name} decompresses to more than the limit of {limits.max_file_mb:g} MB "
-            f"(CHURNGUARD_MAX_FILE_MB); split the export or raise the limit",
-            "too_big",
-            limit_mb=limits.max_file_mb,
-        )
-    return out
 
 
 def _read_parquet(data: bytes, source_name: str, limits: Limits) -> pd.DataFrame:
@@ -261,68 +283,24 @@ def _read_parquet(data: bytes, source_name: str, limits: Limits) -> pd.DataFrame
     return frame.drop(columns=hidden)
 
 
-def _reject_binary(data: bytes, source_name: str) -> None:
+def _reject_binary(data: bytes, source_name: str, encoding: str | None = None) -> None:
     for magic, what in _MAGIC:
         if data.startswith(magic):
             raise reject(f"{source_name} is {what}, not a CSV or Parquet table", "not_a_table", detected=what)
     head = data[:8192]
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_BE)):
         return
+    if encoding is not None and encoding.startswith(("utf-16", "utf-32")):
+        return  # named by the user: its zero bytes are text
     if b"\x00" in head:
         raise reject(f"{source_name} is binary data, not a CSV or Parquet table", "not_a_table",
                      detected="binary")
 
 
-def decode_text(data: bytes, source_name: str) -> tuple[str, str]:
-    """Decode UTF-8 (with or without BOM), UTF-16 with BOM, CP1251 or Latin-1.
-
-    Any byte string decodes as Latin-1, so the single-byte choice is a judgement: text
-    decoded as CP1251 that forms whole Cyrillic words is Russian; accented Latin-1 letters
-    decoded as CP1251 turn into Cyrillic letters stuck inside Latin words ("Mьller")."""
-    if data.startswith(codecs.BOM_UTF8):
-        try:
-            return data[len(codecs.BOM_UTF8):].decode("utf-8"), "utf-8-sig"
-        except UnicodeDecodeError as error:
-            raise reject(f"{source_name} starts with a UTF-8 marker but has invalid UTF-8 at byte "
-                         f"{error.start + 3}", "bad_encoding") from None
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16"), "utf-16"
-        except UnicodeDecodeError:
-            raise reject(f"{source_name} starts with a UTF-16 marker but is not valid UTF-16",
-                         "bad_encoding") from None
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    cyrillic = data.decode("cp1251", errors="replace")
-    if looks_cyrillic(cyrillic):
-        return cyrillic, "cp1251"
-    if not re.search(rb"[\x80-\x9f]", data):
-        return data.decode("latin-1"), "latin-1"
-    try:
-        return data.decode("cp1252"), "cp1252"  # Windows' superset of Latin-1 (curly quotes, euro sign)
-    except UnicodeDecodeError:
-        return data.decode("latin-1"), "latin-1"
-
-
-_WORD = re.compile(r"[^\W\d_]{2,}")
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
-_LATIN = re.compile(r"[A-Za-z\u00c0-\u024f]")
-
-
-def looks_cyrillic(text: str) -> bool:
-    """True when non-ASCII letters form whole Cyrillic words more often than they sit inside
-    Latin words."""
-    pure = mixed = 0
-    for word in _WORD.findall(text[: 1 << 20]):
-        if word.isascii() or not _CYRILLIC.search(word):
-            continue
-        if _LATIN.search(word):
-            mixed += 1
-        else:
-            pure += 1
-    return pure > mixed
+def decode_text(data: bytes, source_name: str, encoding: str | None = None) -> Decoded:
+    """The file's text: in the ``encoding`` named, else by byte-order mark, strict UTF-8 or a
+    reported guess (``storage.encodings``; ``Decoded.note`` says when it was a guess)."""
+    return decode(data, source_name, encoding)
 
 
 def _reject_non_table(text: str, source_name: str) -> None:
@@ -572,7 +550,6 @@ __all__ = [
     "Table",
     "as_text",
     "decode_text",
-    "looks_cyrillic",
     "parse_bytes",
     "read_bytes",
     "read_table",

@@ -16,7 +16,9 @@ from pydantic import NaiveDatetime
 from sqlalchemy import JSON, Column, Index, Text
 from sqlmodel import Field, SQLModel
 
-SCHEMA_VERSION = 1
+# 2: model folders are stored relative to the models folder (migration relative_model_dirs);
+# release 0.1.0, which reads them as absolute paths, refuses such a store instead of finding no model.
+SCHEMA_VERSION = 2
 
 
 def utcnow() -> datetime:
@@ -85,7 +87,10 @@ class ClientRecord(SQLModel, table=True):
 
 
 class ModelVersion(SQLModel, table=True):
-    """A trained model.  Artifacts on disk are immutable; this row points at them."""
+    """A trained model.  Artifacts on disk are immutable; this row points at them.
+
+    ``artifact_dir`` is the version's folder relative to ``<CHURNGUARD_HOME>/models`` (its
+    name), so a store can move; see ``model.registry.artifact_path``."""
 
     __tablename__ = "model_version"
     id: int | None = Field(default=None, primary_key=True)

@@ -21,14 +21,20 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import TargetEncoder
 
 from storage.errors import IngestRejected
+from storage.ids import MAX_ID_LENGTH, hidden_characters, invisible_ids
 from storage.readers import CATEGORICAL, NUMERIC, Note, Table, reject
 from storage.schema import Schema
 
 LEAK_AUC = 0.98
+# A leak warning reads LEAK_PREFIX + reasons + LEAK_SUFFIX; training (model/data_checks.py)
+# finds the flagged columns in the stored batch warnings by the prefix and leaves them out.
+LEAK_PREFIX = "may leak the label: "
+LEAK_SUFFIX = ("; training leaves it out unless CHURNGUARD_KEEP_LEAKING_COLUMNS names it (if it is known only "
+               "after churn, add it to CHURNGUARD_IGNORE_COLUMNS)")
 LEAK_WORDS = ("churn", "attrition", "attrited", "exited", "cancel")
 LEAK_SAMPLE = 200_000  # rows; a column that separates the classes this well does so on a sample too
 LEAK_MIN_CLASS = 20  # below this many rows of a class, near-perfect separation happens by chance
-MAX_CLIENT_ID = 200  # characters, the width of client_record.client_id
+MAX_CLIENT_ID = MAX_ID_LENGTH  # characters, the width of client_record.client_id (storage/ids.py)
 _EXAMPLES = 5
 
 
@@ -190,6 +196,21 @@ def _check_ids(ids: pd.Series, column: str, name: str) -> None:
             rows=_rows(too_long),
             row_kind="data row",
         )
+    hidden = invisible_ids(ids)
+    if hidden.any():
+        examples = list(dict.fromkeys(ids[hidden].tolist()))[:_EXAMPLES]
+        raise reject(
+            f"{name}: id column {column!r} has ids with control or invisible characters "
+            f"({hidden_characters(''.join(examples))}) in {int(hidden.sum())} row(s), at data rows "
+            f"{_listed(_rows(hidden))} (row 1 = first row after the header), e.g. {_shown(examples)}. Such an id "
+            "prints as a terminal command or reversed text, and cannot be looked up; remove those characters "
+            "from the export",
+            "bad_ids",
+            column=column,
+            rows=_rows(hidden),
+            row_kind="data row",
+            examples=examples,
+        )
     repeated = ids.duplicated(keep=False)
     if repeated.any():
         values = ids[repeated]
@@ -346,8 +367,7 @@ def leak_warnings(data: pd.DataFrame, types: dict[str, str], y: np.ndarray, sche
         if reasons:
             notes.append({
                 "column": column,
-                "message": "may leak the label: " + " and ".join(reasons)
-                + "; if it is known only after churn, exclude it with --ignore-columns",
+                "message": LEAK_PREFIX + " and ".join(reasons) + LEAK_SUFFIX,
             })
     return notes
 
@@ -372,6 +392,7 @@ def drift_warnings(types: dict[str, str], history: History) -> list[Note]:
 __all__ = [
     "CATEGORICAL",
     "LEAK_AUC",
+    "LEAK_PREFIX",
     "LEAK_WORDS",
     "NUMERIC",
     "History",

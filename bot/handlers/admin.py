@@ -97,6 +97,10 @@ def retrain_summary(report: RunReport) -> str:
     if reasons and not result.get("promoted"):
         lines.append("Why it was not promoted:")
         lines += [f"  - {reason}" for reason in reasons]
+    warnings = [str(warning) for warning in result.get("warnings") or []]
+    if warnings:  # leaking columns left out, event types without columns, a suspicious score
+        lines.append("Warnings about the data:")
+        lines += [f"  - {warning}" for warning in warnings]
     if result.get("window"):
         lines.append(f"Trained on {result['window']}.")
     if report.run.seconds is not None:

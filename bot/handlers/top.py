@@ -21,9 +21,11 @@ from telegram.ext import BaseHandler, CallbackQueryHandler, ContextTypes
 
 from bot.access import Role
 from bot.arguments import parse_count
+from bot.handlers.export import BUTTON_TEXT, EXPORT_DATA
 from bot.handlers.scoring import NO_MODEL_TEXT, require_scorer
 from bot.messages import reply, show_activity
 from bot.services import Command, Services, services
+from model.export import csv_safe
 from model.reasons import reason_text
 from model.registry import NoChampion
 from model.scoring import Scorer, ScoreResult
@@ -36,15 +38,8 @@ PAGE_SIZE = 10
 RANKING_TTL_SECONDS = 300.0
 PAGE_PREFIX = "top:"
 CSV_PREFIX = "topcsv:"
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CSV_COLUMNS = ("rank", "client_id", "churn_probability", "risk_band", "flagged", "threshold", "model_version",
                "reason_1", "reason_2", "reason_3")
-
-
-def csv_safe(value: object) -> str:
-    """A cell a spreadsheet shows as text: formula-looking values get a leading apostrophe."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
 def ranking_csv(results: Sequence[ScoreResult]) -> bytes:
@@ -105,6 +100,7 @@ def page_markup(total: int, n: int, page: int) -> InlineKeyboardMarkup | None:
         navigation.append(InlineKeyboardButton("Next ▶", callback_data=f"{PAGE_PREFIX}{n}:{page + 1}"))
     rows = [navigation] if navigation else []
     rows.append([InlineKeyboardButton(f"⬇ CSV of all {total}", callback_data=f"{CSV_PREFIX}{n}")])
+    rows.append([InlineKeyboardButton(BUTTON_TEXT, callback_data=EXPORT_DATA)])  # /export: beyond the top n
     return InlineKeyboardMarkup(rows)
 
 

@@ -18,9 +18,11 @@ import contextlib
 import logging
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from telegram import Update
 from telegram.constants import ChatAction
+from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
 from bot.messages import reply, show_activity
@@ -33,9 +35,14 @@ from storage.ingest import ingest_file
 from storage.readers import Limits
 from storage.schema import schema_from_settings
 
+if TYPE_CHECKING:
+    from churnguard import Settings
+
 log = logging.getLogger(__name__)
 
 ACCEPTED_SUFFIXES = (".csv", ".csv.gz")
+TELEGRAM_DOWNLOAD_MB = 20.0  # getFile's limit on Telegram's servers (a self-hosted Bot API server may allow more)
+OFFICIAL_API = "https://api.telegram.org"
 NOTHING_STORED = "Nothing was stored."
 CHECK_NAMES = {"drift": "the drift check", "performance": "the performance check (realised recall)",
                "retrain": "a retrain on the new labels"}
@@ -45,8 +52,29 @@ def megabytes(size: int) -> str:
     return f"{size / (1024 * 1024):.1f} MB"
 
 
-def check_document(file_name: str | None, file_size: int | None, max_upload_mb: float) -> str | None:
-    """Why this document cannot be ingested, from its metadata alone; None when it may be downloaded."""
+def upload_limit(settings: Settings) -> tuple[float, bool]:
+    """The largest document the bot can take (MB), and whether Telegram's own download limit
+    is what sets it: on Telegram's servers no setting can raise that limit."""
+    official = settings.telegram_api_base_url.rstrip("/") == OFFICIAL_API
+    if official and settings.max_upload_mb > TELEGRAM_DOWNLOAD_MB:
+        return TELEGRAM_DOWNLOAD_MB, True
+    return settings.max_upload_mb, False
+
+
+def large_file_help(limit_mb: float, inbox_mb: float | None = None) -> str:
+    """How to get a file over the upload limit in anyway: no command and no server path,
+    because the reader is in a chat."""
+    inbox = f" (up to {inbox_mb:g} MB)" if inbox_mb is not None else ""
+    return (f"To send it anyway: compress it to .csv.gz (a CSV export usually shrinks to a tenth or less), or split "
+            f"it into files under {limit_mb:g} MB that each start with the header row. Or ask someone with access "
+            f"to the server to copy it into ChurnGuard's inbox folder (the CHURNGUARD_INBOX setting): files "
+            f"there{inbox} are ingested automatically, with the same checks.")
+
+
+def check_document(file_name: str | None, file_size: int | None, max_upload_mb: float, *,
+                   telegram_limit: bool = False, inbox_mb: float | None = None) -> str | None:
+    """Why this document cannot be ingested, from its metadata alone; None when it may be downloaded.
+    ``telegram_limit``: ``max_upload_mb`` is Telegram's download limit, not the setting's."""
     if not file_name:
         return "The file has no name, so I cannot tell what it is. Send a CRM export as a .csv or .csv.gz document."
     if not file_name.lower().endswith(ACCEPTED_SUFFIXES):
@@ -54,10 +82,19 @@ def check_document(file_name: str | None, file_size: int | None, max_upload_mb: 
                 "separated), optionally gzip-compressed, and send it again.")
     limit = int(max_upload_mb * 1024 * 1024)
     if file_size is not None and file_size > limit:
-        return (f"{file_name!r} is {megabytes(file_size)}; uploads are limited to {max_upload_mb:g} MB "
-                "(CHURNGUARD_MAX_UPLOAD_MB). Split the export, or ingest it on the server with "
-                "`churnguard ingest FILE`.")
+        why = (f"Telegram lets bots download files of at most {max_upload_mb:g} MB, whatever "
+               "CHURNGUARD_MAX_UPLOAD_MB says." if telegram_limit else
+               f"uploads are limited to {max_upload_mb:g} MB (CHURNGUARD_MAX_UPLOAD_MB).")
+        return f"{file_name!r} is {megabytes(file_size)}; {why} {large_file_help(max_upload_mb, inbox_mb)}"
     return None
+
+
+def refused_by_server(file_name: str, file_size: int | None, inbox_mb: float | None = None) -> str:
+    """The Bot API server would not hand the file over ("file is too big"): a server's limit,
+    which Telegram's own servers set at 20 MB."""
+    size = f" ({megabytes(file_size)})" if file_size else ""
+    return (f"{file_name!r}{size} is too big for the bot to download: Telegram lets bots download files of at "
+            f"most {TELEGRAM_DOWNLOAD_MB:g} MB. " + large_file_help(TELEGRAM_DOWNLOAD_MB, inbox_mb))
 
 
 def uploads_dir(home: Path) -> Path:
@@ -76,14 +113,27 @@ async def upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
     document = message.document
     name = document.file_name or ""
     settings = svc.settings
-    problem = check_document(name, document.file_size, settings.max_upload_mb)
+    limit_mb, telegram_limit = upload_limit(settings)
+
+    def check(size: int | None) -> str | None:
+        return check_document(name, size, limit_mb, telegram_limit=telegram_limit, inbox_mb=settings.max_file_mb)
+
+    problem = check(document.file_size)
     if problem is not None:
         await reply(update, context, f"{problem}\n{NOTHING_STORED}")
         return "refused before download"
 
     await show_activity(context, chat.id, ChatAction.TYPING)
-    telegram_file = await document.get_file()
-    problem = check_document(name, telegram_file.file_size, settings.max_upload_mb)
+    try:
+        telegram_file = await document.get_file()
+    except BadRequest as error:
+        if "too big" not in str(error).lower():
+            raise
+        log.info("the Bot API server refused to hand over %r (%s bytes): %s", name, document.file_size, error)
+        await reply(update, context, f"{refused_by_server(name, document.file_size, settings.max_file_mb)}\n"
+                                     f"{NOTHING_STORED}")
+        return "refused: too big for the Bot API server"
+    problem = check(telegram_file.file_size)
     if problem is not None:
         await reply(update, context, f"{problem}\n{NOTHING_STORED}")
         return "refused before download"
@@ -93,9 +143,9 @@ async def upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
     try:
         await retry_call(lambda: telegram_file.download_to_drive(target), what="file download")
         size = target.stat().st_size
-        if size > int(settings.max_upload_mb * 1024 * 1024):
+        if size > int(limit_mb * 1024 * 1024):
             # The server did not tell the size up front; the download is discarded unread.
-            await reply(update, context, f"{check_document(name, size, settings.max_upload_mb)}\n{NOTHING_STORED}")
+            await reply(update, context, f"{check(size)}\n{NOTHING_STORED}")
             return "refused after download: too large"
         schema, explicit = schema_from_settings(settings)
         try:
@@ -152,4 +202,5 @@ async def follow_up(svc: Services, batch_id: int, source: str) -> None:
         log.exception("the follow-ups of uploaded batch #%s could not be run", batch_id)
 
 
-__all__ = ["ACCEPTED_SUFFIXES", "NOTHING_STORED", "check_document", "checks_text", "follow_up", "upload"]
+__all__ = ["ACCEPTED_SUFFIXES", "NOTHING_STORED", "TELEGRAM_DOWNLOAD_MB", "check_document", "checks_text",
+           "follow_up", "large_file_help", "refused_by_server", "upload", "upload_limit"]

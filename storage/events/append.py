@@ -103,9 +103,10 @@ def _numeric_codes_note(types: set[str], named: set[str]) -> str | None:
 
 def ingest_append_only(db: Database, path: Path, *, kind: str, mapping: dict[str, str], now: datetime,
                        limits: Limits, future_tolerance: timedelta,
-                       chunk_rows: int | None = None) -> core.EventIngestReport:
+                       chunk_rows: int | None = None, encoding: str | None = None) -> core.EventIngestReport:
     """``ingest.ingest_events`` for purchases and usage (arguments already checked there)."""
-    stream = open_event_stream(path, limits=limits, chunk_rows=chunk_rows or stream_module.CHUNK_ROWS)
+    stream = open_event_stream(path, limits=limits, chunk_rows=chunk_rows or stream_module.CHUNK_ROWS,
+                               encoding=encoding)
     source = stream.source_name
     digest = sha256_file(path)
     earlier = core.duplicate_report(db, kind, source, digest)

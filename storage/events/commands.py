@@ -11,6 +11,7 @@ unknown clients exit 1).
 from __future__ import annotations
 
 import argparse
+import io
 import math
 import os
 import sys
@@ -23,6 +24,7 @@ import pandas as pd
 from churnguard import emit
 from storage.db import Database
 from storage.errors import UserError
+from storage.ids import id_problem, visible
 
 if TYPE_CHECKING:
     from churnguard import Settings
@@ -64,12 +66,13 @@ def parse_windows(text: str | None) -> tuple[int, ...]:
     return tuple(windows)
 
 
-def check_output(path: Path | None) -> Path | None:
-    """The output path, refused before any work when it cannot be written."""
+def check_output(path: Path | None, suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -> Path | None:
+    """The output path, refused before any work when it cannot be written (or does not end in
+    one of ``suffixes``)."""
     if path is None:
         return None
-    if path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise UserError(f"--output: {path} must end in .csv or .parquet", output=str(path))
+    if path.suffix.lower() not in suffixes:
+        raise UserError(f"--output: {path} must end in {' or '.join(suffixes)}", output=str(path))
     if path.is_dir():
         raise UserError(f"--output: {path} is a folder; name a file", output=str(path))
     folder = path.parent if str(path.parent) else Path(".")
@@ -109,34 +112,58 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def features(args: argparse.Namespace, settings: Settings) -> int:
     """``churnguard features --as-of D [--windows 7,28] [--client ID ...] [--output FILE] [--json]``."""
-    from storage.events.features import features_as_of
+    from storage.events.features import DEFAULT_MAX_EVENT_TYPES, features_as_of
 
     as_of = parse_as_of(args.as_of)
     # Without --windows: the windows models are trained with (CHURNGUARD_FEATURE_WINDOWS).
     windows = parse_windows(args.windows) if args.windows is not None else \
         tuple(int(w) for w in getattr(settings, "feature_windows", None) or parse_windows(None))
     output = check_output(args.output)
-    clients = [str(c) for c in args.clients] if args.clients else None
+    clients = [str(c).strip() for c in args.clients] if args.clients else None
+    for client in clients or []:
+        problem = id_problem(client)
+        if problem is not None:  # the lookup rule of /score and every ingest
+            raise UserError(f"--client {client!r}: {problem}", client_id=visible(client))
+    cap = int(getattr(settings, "max_event_types", DEFAULT_MAX_EVENT_TYPES))
     with Database(settings.database_url) as db:
-        frame = features_as_of(db, as_of, windows=windows, client_ids=clients)
+        frame = features_as_of(db, as_of, windows=windows, client_ids=clients, max_event_types=cap)
     spec = frame.attrs.get("spec", {})
+    dropped = list(spec.get("dropped_types", []))
     payload: dict[str, Any] = {
         "as_of": as_of.isoformat(sep=" "), "windows": list(windows), "clients": len(frame),
-        "event_types": list(spec.get("event_types", [])), "columns": [str(c) for c in frame.columns],
+        "event_types": list(spec.get("event_types", [])), "dropped_event_types": dropped,
+        "columns": [str(c) for c in frame.columns],
     }
     who = "the clients given" if clients else f"clients active at {as_of:%Y-%m-%d %H:%M}"
+    note = (f"{len(dropped)} rarer usage event type(s) have no columns (CHURNGUARD_MAX_EVENT_TYPES={cap}): "
+            f"{', '.join(dropped[:10])}{' ...' if len(dropped) > 10 else ''}") if dropped else ""
     if output is not None:
         write_features(frame, output)
         payload["output"] = str(output)
-        emit(args, payload, f"wrote {len(frame)} {who} x {frame.shape[1] - 1} features to {output}")
+        emit(args, payload, f"wrote {len(frame)} {who} x {frame.shape[1] - 1} features to {output}"
+             + (f"\n{note}" if note else ""))
         return 0
+    if note and not getattr(args, "json", False):
+        print(visible(f"churnguard: {note}"), file=sys.stderr)
     if getattr(args, "json", False):
         emit(args, {**payload, "rows": _records(frame)}, "")
         return 0
     if frame.empty:
         print(f"churnguard: no {who}", file=sys.stderr)
-    frame.to_csv(sys.stdout, index=False, float_format=_FLOAT_FORMAT, lineterminator="\n")
+    frame.to_csv(_VisibleStdout(), index=False, float_format=_FLOAT_FORMAT, lineterminator="\n")
     return 0
+
+
+class _VisibleStdout(io.TextIOBase):
+    """Stdout for ``to_csv``, written a chunk at a time: stdout is often a terminal, and ids
+    or attributes of a store older than the id rule must not carry escapes to it."""
+
+    def write(self, text: str, /) -> int:
+        sys.stdout.write(visible(text, keep="\n\t"))
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
 
 
 __all__ = ["check_output", "features", "parse_as_of", "parse_windows", "write_features"]

@@ -59,7 +59,11 @@ if TYPE_CHECKING:  # storage.db imports storage.events.tables; only types are ne
 
 DAY = 86_400
 DEFAULT_WINDOWS: tuple[int, ...] = (7, 30, 90)
-DEFAULT_MAX_EVENT_TYPES = 20
+# Usage event types that get their own columns (CHURNGUARD_MAX_EVENT_TYPES): 7 to 10 columns
+# each with three windows, so 100 types make 700-1000 columns, the budget CHURNGUARD_MAX_COLUMNS
+# gives a flat export.  Real exports have far fewer types; a cap that binds is reported
+# (``FeatureSpec.dropped_types``), never silent.
+DEFAULT_MAX_EVENT_TYPES = 100
 _DATE_VALUE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
 
 CLIENTS = EventClient.__table__  # type: ignore[attr-defined]
@@ -92,11 +96,14 @@ class FeatureSpec:
 
     The event types are part of the spec, not read afresh at every date, so that a model
     trained on some columns is scored on the same ones.  Save ``as_dict()`` with the
-    model and pass ``FeatureSpec.from_dict(...)`` back when scoring."""
+    model and pass ``FeatureSpec.from_dict(...)`` back when scoring.  ``dropped_types``
+    are the rarer types the cap left without columns (they still count in ``events_<w>d``),
+    kept so that training can say which."""
 
     windows: tuple[int, ...] = DEFAULT_WINDOWS
     event_types: tuple[str, ...] = ()
     valued_types: tuple[str, ...] = ()
+    dropped_types: tuple[str, ...] = field(default=(), compare=False)
     _slugs: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -125,13 +132,16 @@ class FeatureSpec:
         return {slug: name for name, slug in self._slugs.items()}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"windows": list(self.windows), "event_types": list(self.event_types),
-                "valued_types": list(self.valued_types)}
+        spec: dict[str, Any] = {"windows": list(self.windows), "event_types": list(self.event_types),
+                                "valued_types": list(self.valued_types)}
+        if self.dropped_types:
+            spec["dropped_types"] = list(self.dropped_types)
+        return spec
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
         return cls(tuple(data.get("windows", DEFAULT_WINDOWS)), tuple(data.get("event_types", ())),
-                   tuple(data.get("valued_types", ())))
+                   tuple(data.get("valued_types", ())), tuple(data.get("dropped_types", ())))
 
     def event_columns(self) -> list[str]:
         """Every feature column derived from events and subscriptions, in output order."""
@@ -181,9 +191,10 @@ def _spec_from_counts(counts: pd.DataFrame, windows: Sequence[int], max_event_ty
     events = {str(k): int(v) for k, v in totals["n_all"].items()}
     values = {str(k): int(v) for k, v in totals["v_all"].items()}
     ranked = sorted(events, key=lambda name: (-events[name], name))
-    types = tuple(ranked[: max(0, int(max_event_types))])
+    cap = max(0, int(max_event_types))
+    types = tuple(ranked[:cap])
     valued = tuple(name for name in types if values[name] > 0)
-    return FeatureSpec(tuple(windows), types, valued)
+    return FeatureSpec(tuple(windows), types, valued, tuple(ranked[cap:]))
 
 
 # ------------------------------------------------------------------------------------------
@@ -517,6 +528,7 @@ def features_as_of(
     windows: Sequence[int] = DEFAULT_WINDOWS,
     client_ids: Sequence[str] | None = None,
     spec: FeatureSpec | None = None,
+    max_event_types: int = DEFAULT_MAX_EVENT_TYPES,
 ) -> pd.DataFrame:
     """One row per client with ``client_id``, the event features at ``as_of`` (see the
     module docstring for every name and rule) and the static client attributes.
@@ -524,20 +536,21 @@ def features_as_of(
     ``client_ids`` None means the clients active at ``as_of`` (the scoring candidates);
     otherwise exactly those clients, active or not (unknown ids raise ``NotFound``).
     ``spec`` fixes the columns (pass the model's); by default the windows given and the
-    most frequent usage types before ``as_of``.  Missing numbers are NaN, no events are 0.
+    ``max_event_types`` most frequent usage types before ``as_of`` (the others are listed in
+    ``frame.attrs["spec"]["dropped_types"]``).  Missing numbers are NaN, no events are 0.
     """
     d = to_epoch(as_of)
     with db.engine.connect() as connection:
         keys = _active_keys(connection, d) if client_ids is None else _keys_for(connection, client_ids)
         if not keys:
-            return _empty_frame(spec or _spec_query(connection, d, windows, DEFAULT_MAX_EVENT_TYPES), d)
+            return _empty_frame(spec or _spec_query(connection, d, windows, max_event_types), d)
         restrict = keys if len(keys) == 1 else None
         if spec is None and restrict is not None:
             # The usage scan below covers only these clients; the types come from all of them.
-            spec = _spec_query(connection, d, windows, DEFAULT_MAX_EVENT_TYPES)
+            spec = _spec_query(connection, d, windows, max_event_types)
         usage = _usage(connection, d, spec, spec.windows if spec is not None else windows, restrict)
         if spec is None:
-            spec = _spec_from_counts(usage, windows, DEFAULT_MAX_EVENT_TYPES)
+            spec = _spec_from_counts(usage, windows, max_event_types)
         index = pd.Index(keys, name="client_key")
         parts = (_clients(connection, restrict), _purchases(connection, d, spec, restrict),
                  _tickets(connection, d, spec, restrict), usage, _subscriptions(connection, d, restrict))

@@ -38,6 +38,7 @@ from storage.errors import IngestRejected
 from storage.events.bulk import bulk_insert
 from storage.events.mapping import KINDS, canonical_kind, check_mapping
 from storage.events.tables import EVENT_TABLES, EventClient
+from storage.ids import MAX_ID_LENGTH, invisible_ids
 from storage.readers import MISSING_TOKENS, Limits, parse_bytes, read_bytes, sha256_of
 from storage.tables import Batch, utcnow
 
@@ -48,7 +49,7 @@ if TYPE_CHECKING:  # storage.db imports storage.events.tables; only types are ne
 # its latest events look up to 14 hours "in the future" (UTC+14 is the largest offset); that
 # is tolerated rather than refused.
 DEFAULT_FUTURE_TOLERANCE = timedelta(hours=14)
-MAX_TEXT = 200
+MAX_TEXT = MAX_ID_LENGTH  # the width of the text columns, ids included
 _MAX_ROWS_SHOWN = 10
 _MAX_EXAMPLES = 5
 _KEY_CHUNK = 1000
@@ -351,6 +352,12 @@ def _prepare(kind: str, frame: pd.DataFrame, mapping: Mapping[str, str], *, now:
         problems.append(_problem("too_long", used["client_id"],
                                  f"client ids in {used['client_id']!r} are longer than {MAX_TEXT} characters",
                                  too_long, ids.astype("str").str.slice(0, 40)))
+    hidden = invisible_ids(ids)
+    if hidden.any():
+        problems.append(_problem("bad_client_id", used["client_id"],
+                                 f"client ids in {used['client_id']!r} hold control or invisible characters (they "
+                                 "would print as terminal commands or reversed text, and cannot be looked up)",
+                                 hidden, ids))
 
     limit = now + tolerance
     for name in spec.times:
@@ -594,12 +601,14 @@ def ingest_events(
     now: datetime | None = None,
     limits: Limits | None = None,
     future_tolerance: timedelta = DEFAULT_FUTURE_TOLERANCE,
+    encoding: str | None = None,
 ) -> EventIngestReport:
     """Validate the event file at ``path`` as ``kind`` and store it in one transaction.
 
     ``db`` is a ``storage.db.Database``; ``mapping`` maps canonical field -> column of the
     file (see ``storage.events.mapping``); ``now`` (naive UTC, default the clock) is what
-    "in the future" is measured against.  Raises ``IngestRejected`` (a ``UserError``)
+    "in the future" is measured against; ``encoding`` is the text encoding the user named
+    (found from the file when None, see ``storage.encodings``).  Raises ``IngestRejected`` (a ``UserError``)
     with ``details`` problem/column/rows/examples/problems; then nothing is stored.
     A file already ingested (same SHA-256) is reported as ``status="duplicate"``.
     """
@@ -612,7 +621,7 @@ def ingest_events(
         from storage.events.append import ingest_append_only
 
         return ingest_append_only(db, path, kind=kind, mapping=mapping, now=now, limits=limits,
-                                  future_tolerance=future_tolerance)
+                                  future_tolerance=future_tolerance, encoding=encoding)
     source = path.name
     data = read_bytes(path, limits)
     digest = sha256_of(data)
@@ -622,10 +631,12 @@ def ingest_events(
     if kind == "event_types":
         from storage.events.types import ingest_event_types
 
-        return ingest_event_types(db, data, source=source, digest=digest, mapping=mapping, limits=limits)
+        return ingest_event_types(db, data, source=source, digest=digest, mapping=mapping, limits=limits,
+                                  encoding=encoding)
     spec = KINDS[kind]
     keep_text = {mapping.get(name, name) for name in spec.fields if name not in spec.amounts + spec.numbers}
-    table_read = parse_bytes(data, source_name=source, limits=limits, keep_text=keep_text, sha256=digest)
+    table_read = parse_bytes(data, source_name=source, limits=limits, keep_text=keep_text, sha256=digest,
+                             encoding=encoding)
     with db.session() as session:
         connection = session.connection()
         prepared, problems = _prepare(kind, table_read.frame, mapping, now=now, tolerance=future_tolerance,

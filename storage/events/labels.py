@@ -35,6 +35,7 @@ from storage.errors import UserError
 from storage.events.features import (
     CLIENTS,
     DAY,
+    DEFAULT_MAX_EVENT_TYPES,
     DEFAULT_WINDOWS,
     PURCHASES,
     SUBSCRIPTIONS,
@@ -191,6 +192,7 @@ def training_frame(
     windows: Sequence[int] = DEFAULT_WINDOWS,
     spec: FeatureSpec | None = None,
     known_until: datetime | date | str | None = None,
+    max_event_types: int = DEFAULT_MAX_EVENT_TYPES,
 ) -> pd.DataFrame:
     """Rows (client_id, as_of, features..., label) for the clients active at each
     observation date; group a split by ``GROUP_COLUMN`` so a client's rows stay together.
@@ -201,7 +203,8 @@ def training_frame(
     attr, so the frame can be saved as Parquet); ``known_until`` overrides
     ``data_end`` when you know up to when the export is complete.  The usage event types are
     chosen once, before the last date, so every date has the same columns
-    (``frame.attrs["spec"]``, for ``FeatureSpec.from_dict`` at scoring time)."""
+    (``frame.attrs["spec"]``, for ``FeatureSpec.from_dict`` at scoring time): the
+    ``max_event_types`` most frequent, the rest listed as its ``dropped_types``."""
     horizon_days = _horizon(horizon_days)
     with db.engine.connect() as connection:
         first, last = _span(connection)
@@ -224,7 +227,7 @@ def training_frame(
             f"no observation date between {pd.Timestamp(begin):%Y-%m-%d} and {pd.Timestamp(finish):%Y-%m-%d} has "
             f"a known {horizon_days}-day outcome: the event data runs to {from_epoch(last):%Y-%m-%d}",
             data_end=from_epoch(last).isoformat(), horizon_days=horizon_days)
-    spec = spec or feature_spec(db, before=usable[-1], windows=windows)
+    spec = spec or feature_spec(db, before=usable[-1], windows=windows, max_event_types=max_event_types)
     parts = []
     for moment in usable:
         features = features_as_of(db, moment, spec=spec)

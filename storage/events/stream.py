@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from storage.encodings import check_encoding
 from storage.readers import (
     Limits,
     _check_names,
@@ -105,15 +106,19 @@ class EventStream:
     delimiter: str | None = None
     chunk_rows: int = CHUNK_ROWS
     header_lines: int = 1
+    encoding_note: str | None = None  # the encoding was guessed (storage.encodings)
     empty_rows: int = 0
     _bad: list[str] = field(default_factory=list)
     _bad_count: int = 0
 
     @property
     def notes(self) -> list[dict[str, Any]]:
-        if not self.empty_rows:
-            return []
-        return [{"column": None, "message": f"skipped {self.empty_rows} empty row(s)"}]
+        notes: list[dict[str, Any]] = []
+        if self.encoding_note:
+            notes.append({"column": None, "message": self.encoding_note})
+        if self.empty_rows:
+            notes.append({"column": None, "message": f"skipped {self.empty_rows} empty row(s)"})
+        return notes
 
     def chunks(self, columns: list[str], keep_text: Collection[str] = ()) -> Iterator[pd.DataFrame]:
         """Typed frames of ``columns`` (numbers as float64, text stripped with blanks as
@@ -235,10 +240,13 @@ class EventStream:
         )
 
 
-def open_event_stream(path: Path | str, *, limits: Limits, chunk_rows: int = CHUNK_ROWS) -> EventStream:
-    """Check the start of the file and read its header; the rows come from ``chunks``."""
+def open_event_stream(path: Path | str, *, limits: Limits, chunk_rows: int = CHUNK_ROWS,
+                      encoding: str | None = None) -> EventStream:
+    """Check the start of the file and read its header; the rows come from ``chunks``.
+    ``encoding``: the text encoding the user named, else it is found from the start."""
     path = Path(path)
     source = path.name
+    encoding = check_encoding(encoding)
     _check_path(path)
     head, compressed, complete = _head(path, source)
     if not head.strip():
@@ -247,8 +255,9 @@ def open_event_stream(path: Path | str, *, limits: Limits, chunk_rows: int = CHU
         if compressed:
             raise reject(f"{source} is a gzip-compressed Parquet file; send the .parquet file itself", "not_a_table")
         return _open_parquet(path, source, limits, chunk_rows)
-    _reject_binary(head, source)
-    text, encoding = decode_text(_whole_lines(head, complete), source)
+    _reject_binary(head, source, encoding)
+    decoded = decode_text(_whole_lines(head, complete), source, encoding)
+    text = decoded.text
     _reject_non_table(text, source)
     delimiter = sniff_delimiter(text, source)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
@@ -263,8 +272,8 @@ def open_event_stream(path: Path | str, *, limits: Limits, chunk_rows: int = CHU
     if len(header) > limits.max_columns:
         raise _too_many_columns(source, len(header), limits)
     names = [name or f"Unnamed: {i}" for i, name in enumerate(header)]
-    return EventStream(path, source, names, "csv.gz" if compressed else "csv", encoding, delimiter, chunk_rows,
-                       header_lines=reader.line_num)
+    return EventStream(path, source, names, "csv.gz" if compressed else "csv", decoded.encoding, delimiter,
+                       chunk_rows, header_lines=reader.line_num, encoding_note=decoded.note)
 
 
 def _open_parquet(path: Path, source: str, limits: Limits, chunk_rows: int) -> EventStream:

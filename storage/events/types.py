@@ -58,12 +58,13 @@ def named_types(connection: Connection, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def ingest_event_types(db: Database, data: bytes, *, source: str, digest: str, mapping: dict[str, str],
-                       limits: Limits) -> EventIngestReport:
+                       limits: Limits, encoding: str | None = None) -> EventIngestReport:
     """Validate and store an event type lookup file (upserted by code) in one transaction."""
     from storage.events import ingest as core  # features import this module; ingest stays out of their way
 
     used_keys = {mapping.get("event_type", "event_type"), mapping.get("name", "name")}
-    table = parse_bytes(data, source_name=source, limits=limits, keep_text=used_keys, sha256=digest)
+    table = parse_bytes(data, source_name=source, limits=limits, keep_text=used_keys, sha256=digest,
+                        encoding=encoding)
     frame = table.frame
     used = core._resolve_columns("event_types", mapping, [str(c) for c in frame.columns], source)
     codes = core._text_column(frame, used["event_type"])

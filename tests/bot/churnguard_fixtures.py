@@ -3,8 +3,8 @@ against the local Bot API emulator, on a real store.
 
 ``trained_template`` trains one model for the whole session (the bundled Telco sample,
 through ``ensure_model`` exactly as ``churnguard run`` does on a fresh install, with a short
-tuning budget); ``trained_home`` gives each test its own copy of that store.  Model
-artifacts are immutable, so the copies share them safely.
+tuning budget); ``trained_home`` gives each test its own copy of that store, model folders
+included.
 
 :class:`LiveBot` runs ``build_application`` in a background thread and talks to it as an
 admin (``ADMIN``), a viewer (``VIEWER``) or a stranger (``STRANGER``).
@@ -79,12 +79,14 @@ def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def trained_home(trained_template: Path, tmp_path: Path) -> Path:
-    """This test's own copy of the trained store."""
+    """This test's own copy of the trained store: its database and its models folder (the store
+    names model folders relative to the models folder, as a restored backup would need)."""
     home = tmp_path / "home"
     home.mkdir()
     for name in DB_FILES:
         if (trained_template / name).exists():
             shutil.copy2(trained_template / name, home / name)
+    shutil.copytree(trained_template / "models", home / "models")
     return home
 
 

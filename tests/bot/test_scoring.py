@@ -67,6 +67,7 @@ def test_unknown_new_malformed_and_missing_ids_each_get_a_clear_answer(
     assert new.text is not None and new.text.startswith(f"Client {NEW_CLIENT} has too little history to be scored")
     assert "tenure <= 0" in new.text
     assert unknown.buttons() == [] and new.buttons() == []
-    assert bot.ask(VIEWER, "/score \u200b") == "Malformed client id: the id contains control or invisible characters"
+    assert bot.ask(VIEWER, "/score \u200b") == ("Malformed client id: the id contains control or invisible "
+                                             "characters (U+200B ZERO WIDTH SPACE)")
     assert bot.ask(VIEWER, "/score " + "9" * 201).startswith("Malformed client id: the id is 201 characters long")
     assert bot.ask(VIEWER, "/score") == USAGE

@@ -56,7 +56,7 @@ def test_pages_show_ten_clients_with_prev_next_and_csv_buttons() -> None:
     assert "page 1 of 3" in first and "1. c00 — 90.0% high" in first and "11. c10" not in first
     assert "page 3 of 3" in last and "21. c20" in last and "25. c24" in last
     labels = [[button.text for button in row] for row in markup.inline_keyboard]
-    assert labels == [["◀ Prev", "Next ▶"], ["⬇ CSV of all 25"]]
+    assert labels == [["◀ Prev", "Next ▶"], ["⬇ CSV of all 25"], ["⬇ Every flagged client (CSV + Excel)"]]
     assert PAGE_SIZE == 10
 
 
@@ -65,12 +65,14 @@ def test_top_pages_in_place_and_downloads_the_csv(trained_home: Path, emulator: 
 
     listing = bot.send(VIEWER, "/top 25")[0]
     assert "Top 25 riskiest active clients (model v1" in listing.text and "page 1 of 3" in listing.text
-    assert [button.text for button in listing.buttons()] == ["Next ▶", "⬇ CSV of all 25"]
+    assert [button.text for button in listing.buttons()] == ["Next ▶", "⬇ CSV of all 25",
+                                                             "⬇ Every flagged client (CSV + Excel)"]
 
     emulator.wait_for_answer(bot.press(VIEWER, listing, "top:25:1"))
     second = emulator.wait_for_edit(VIEWER, listing.message_id)
     assert "page 2 of 3" in (second.text or "") and "11. " in (second.text or "")
-    assert [button.text for button in second.buttons()] == ["◀ Prev", "Next ▶", "⬇ CSV of all 25"]
+    assert [button.text for button in second.buttons()] == ["◀ Prev", "Next ▶", "⬇ CSV of all 25",
+                                                            "⬇ Every flagged client (CSV + Excel)"]
     emulator.wait_for_answer(bot.press(VIEWER, second, "top:25:2"))
     edited = emulator.wait_for_edit(VIEWER, listing.message_id, count=2)
     assert "page 3 of 3" in (edited.text or "") and "21. " in (edited.text or "")

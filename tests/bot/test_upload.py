@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from bot.access import audit_entries
 from bot.emulator import ChatMessage, Emulator
-from bot.handlers.upload import check_document
+from bot.handlers.upload import check_document, upload_limit
 from jobs.reports import latest_report
 from jobs.runs import RunView, recent_runs
 from storage.tables import Prediction
@@ -169,3 +169,56 @@ def test_an_uploaded_batch_is_scored_and_checked_like_an_inbox_file(
     # and the drift alert reached the subscribed viewer through the notifier
     charts = [m.shown_text for m in bot.bot_messages(VIEWER) if m.kind == "photo"]
     assert len([text for text in charts if "drift: Data drift in batch #2 (april.csv)" in text]) == 1, charts
+
+
+# ------------------------------------------------------------------ over the limit, encodings in the reply
+
+
+def test_a_file_over_telegrams_download_limit_gets_the_limit_and_the_ways_to_send_it(
+        home: Path, emulator: Emulator, live_bot) -> None:  # noqa: F811
+    # given a setting above the 20 MB Telegram lets bots download
+    bot = live_bot(make_settings(home, emulator, max_upload_mb=50, retrain_on=["schedule"]))
+    before = stored(bot)
+    # when an admin sends a 38 MB export
+    reply = upload(bot, "year.csv", HEADER.encode() + b"\n" + b"x" * (38 * 1024 * 1024))
+    # then the reply says the limit and how to send a large file instead, and nothing is stored
+    text = reply.shown_text
+    assert text.startswith("'year.csv' (38.0 MB) is too big for the bot to download: Telegram lets bots download "
+                           "files of at most 20 MB."), text
+    assert ".csv.gz" in text and "split it into files under 20 MB" in text and "inbox folder" in text
+    assert text.endswith("Nothing was stored.")
+    assert "churnguard " not in text and str(home) not in text and "/" not in text.replace(".csv", "")
+    assert "went wrong" not in text
+    assert stored(bot) == before
+    bot.wait_audits(ADMIN, 1)
+    assert [row.result for row in audit_entries(bot.db, actor=ADMIN, action="upload")] == [
+        "refused: too big for the Bot API server"]
+
+
+def test_on_telegrams_servers_the_download_limit_caps_the_setting() -> None:
+    official = make_settings(Path("/nonexistent"), max_upload_mb=50)
+    own_server = make_settings(Path("/nonexistent"), max_upload_mb=50, telegram_api_base_url="http://127.0.0.1:8081")
+
+    assert upload_limit(official) == (20.0, True) and upload_limit(own_server) == (50.0, False)
+    text = check_document("year.csv", 38 * 1024 * 1024, 20.0, telegram_limit=True, inbox_mb=500) or ""
+    assert text.startswith("'year.csv' is 38.0 MB; Telegram lets bots download files of at most 20 MB")
+    assert "inbox folder (the CHURNGUARD_INBOX setting): files there (up to 500 MB)" in text
+    assert "churnguard ingest" not in (check_document("a.csv", 25 * 1024 * 1024, 20.0) or "x")
+
+
+def test_a_guessed_encoding_is_a_warning_in_the_reply_and_damaged_utf8_is_refused_by_line(
+        home: Path, emulator: Emulator, live_bot) -> None:  # noqa: F811
+    bot = live_bot(make_settings(home, emulator, retrain_on=["schedule"]))
+    cities = ["Łódź", "Kraków", "Gdańsk", "Wrocław", "Częstochowa", "Białystok"]
+    polish = "customerID;miasto;Churn\n" + "".join(
+        f"PL-{i:03d};{cities[i % len(cities)]};{'Yes' if i % 3 == 0 else 'No'}\n" for i in range(60))
+
+    stored_reply = upload(bot, "klienci.csv", polish.encode("cp1250"))
+    damaged = bytearray(polish.replace("PL-", "ПЛ-").encode("utf-8"))
+    damaged[damaged.index("ПЛ-007".encode()) + 1] = 0xFF
+    refused = upload(bot, "klienci-utf8.csv", bytes(damaged))
+
+    assert stored_reply.shown_text.startswith("Stored batch #1 from klienci.csv: 60 rows")
+    assert "not UTF-8: read as cp1250 (Central European, Windows-1250)" in stored_reply.shown_text
+    assert refused.shown_text.startswith("klienci-utf8.csv was rejected. Nothing was stored.")
+    assert "file line 9" in refused.shown_text and "--encoding" not in refused.shown_text
