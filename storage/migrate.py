@@ -90,7 +90,7 @@ def prepare(connection: Connection, *, safe_url: str) -> list[str]:
                         "upgrade ChurnGuard before using it") from None
     applied: list[str] = []
     if current != head():
-        applied = [script.revision for script in reversed(list(scripts().walk_revisions(head(), current)))
+        applied = [script.revision for script in reversed(list(scripts().walk_revisions(current, head())))
                    if script.revision != current]
         log.info("migrating the database %s: revisions %s", safe_url, ", ".join(applied))
         command.upgrade(_config(connection), "head")

@@ -48,7 +48,7 @@ def test_a_release_0_1_0_store_upgrades_in_place_and_keeps_every_row(engine, tmp
 
     assert revision == head()
     assert {name: counts[name] for name in COUNTS} == COUNTS
-    expected = [s.revision for s in reversed(list(scripts().walk_revisions(head(), BASELINE)))
+    expected = [s.revision for s in reversed(list(scripts().walk_revisions(BASELINE, head())))
                 if s.revision != BASELINE]
     assert db.migrated == expected
 
