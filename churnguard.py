@@ -71,6 +71,8 @@ class Settings(BaseSettings):
         default_factory=list, validation_alias=_env("CHURNGUARD_IGNORE_COLUMNS")
     )
     no_history_rule: str = Field("tenure <= 0", validation_alias=_env("CHURNGUARD_NO_HISTORY_RULE"))
+    # The column of a client file holding each row's as-of date (storage.ingest); empty: none.
+    as_of_column: str = Field("", max_length=200, validation_alias=_env("CHURNGUARD_AS_OF_COLUMN"))
 
     # --- event history (storage/events, model/event_source.py) ------------------------------
     # "auto" trains on the flat client table when one with labels is stored, else on events.
@@ -210,6 +212,11 @@ class Settings(BaseSettings):
         if value and not value.startswith(("sqlite:", "postgresql")):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         return value
+
+    @field_validator("as_of_column")
+    @classmethod
+    def _as_of_column(cls, value: str) -> str:
+        return value.strip()
 
     @field_validator("log_level")
     @classmethod
