@@ -318,9 +318,14 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = command("ingest", "storage.commands:ingest", "Validate a CRM export and store it in one transaction.",
                      schema=True)
     ingest.add_argument("path", type=Path, help="CSV, .csv.gz or Parquet file")
-    events = ingest.add_argument_group("CRM event tables (default: a flat client table)")
+    ingest.add_argument("--as-of", dest="as_of", default=None, metavar="DATE",
+                        help="the date the file describes, YYYY-MM-DD[ HH:MM] (UTC), when it has no as-of column "
+                             "(CHURNGUARD_AS_OF_COLUMN); for --kind churns the date the list is complete up to "
+                             "(default: the ingest time)")
+    events = ingest.add_argument_group("CRM event tables and churn lists (default: a flat client table)")
     events.add_argument("--kind", default=None, metavar="KIND",
-                        help="clients, subscriptions, purchases, tickets, usage or event_types")
+                        help="clients, subscriptions, purchases, tickets, usage, event_types, or churns "
+                             "(client_id, churn_date: when clients of the client table left)")
     events.add_argument("--mapping", type=Path, default=None, metavar="FILE.toml",
                         help="column mapping file: [kind] canonical_field = \"column in the file\"")
     events.add_argument("--map", dest="map_flags", default=None, metavar="FIELD=COLUMN,...",

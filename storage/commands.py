@@ -7,6 +7,7 @@ raised as ``UserError`` and printed by ``churnguard.main`` as one line (exit cod
 from __future__ import annotations
 
 import argparse
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
@@ -26,29 +27,50 @@ if TYPE_CHECKING:
     from churnguard import Settings
 
 
+def _as_of_flag(args: argparse.Namespace) -> datetime | None:
+    text = getattr(args, "as_of", None)
+    if text is None:
+        return None
+    from storage.events.commands import parse_as_of
+
+    return parse_as_of(text)
+
+
 def ingest(args: argparse.Namespace, settings: Settings) -> int:
-    """``churnguard ingest PATH``: validate the file and store it in one transaction."""
+    """``churnguard ingest PATH [--as-of D]``: validate the file and store it in one transaction."""
     if getattr(args, "kind", None) is not None:
         return ingest_event_table(args, settings)
     if getattr(args, "mapping", None) is not None or getattr(args, "map_flags", None) is not None:
-        raise UserError("--mapping and --map describe an event table: add --kind (clients, subscriptions, "
-                        "purchases, tickets, usage or event_types)")
+        raise UserError("--mapping and --map describe an event table or a churn list: add --kind (clients, "
+                        "subscriptions, purchases, tickets, usage, event_types or churns)")
+    as_of = _as_of_flag(args)
     schema, explicit = schema_from_settings(settings)
     with Database(settings.database_url) as db:
-        report = ingest_file(db, args.path, schema=schema, explicit=explicit, limits=Limits.from_settings(settings))
+        report = ingest_file(db, args.path, schema=schema, explicit=explicit, limits=Limits.from_settings(settings),
+                             as_of=as_of)
     emit(args, report.to_dict(), report.to_text())
     return 0
 
 
 def ingest_event_table(args: argparse.Namespace, settings: Settings) -> int:
-    """``churnguard ingest PATH --kind KIND``: an event table, mapped to canonical fields."""
-    from storage.events.ingest import ingest_events
+    """``churnguard ingest PATH --kind KIND``: an event table or a churn list, mapped to
+    canonical fields."""
+    from storage.churns import CHURNS, ingest_churns
+    from storage.events.ingest import EventIngestReport, ingest_events
     from storage.events.mapping import canonical_kind, resolve_mapping
 
     kind = canonical_kind(args.kind)
+    as_of = _as_of_flag(args)
+    if as_of is not None and kind != CHURNS:
+        raise UserError(f"--as-of dates a client table or a churn list; {kind} rows carry their own times "
+                        "(leave --as-of out)")
     mapping = resolve_mapping(kind, file=args.mapping, flags=args.map_flags)
+    report: EventIngestReport
     with Database(settings.database_url) as db:
-        report = ingest_events(db, args.path, kind=kind, mapping=mapping, limits=Limits.from_settings(settings))
+        if kind == CHURNS:
+            report = ingest_churns(db, args.path, mapping=mapping, as_of=as_of, limits=Limits.from_settings(settings))
+        else:
+            report = ingest_events(db, args.path, kind=kind, mapping=mapping, limits=Limits.from_settings(settings))
     emit(args, report.as_dict(), report.summary())
     return 0
 
@@ -67,6 +89,7 @@ def schema_summary(db: Database) -> dict[str, Any]:
                 "positive_label": stored.positive_label,
                 "negative_label": negative.value if negative is not None else None,
                 "ignore_columns": list(stored.ignore_columns),
+                "as_of_column": stored.as_of_column or None,
                 "first_batch_id": stored.first_batch_id,
                 "created_at": stored.created_at,
             }
@@ -91,6 +114,7 @@ def show_schema(args: argparse.Namespace, settings: Settings) -> int:
         text = "\n".join([
             f"id column:       {schema['id_column']}",
             f"label column:    {schema['label_column']} (churn = {schema['positive_label']!r}{stayed})",
+            f"as-of column:    {schema['as_of_column'] or 'none (rows dated by --as-of or the ingest time)'}",
             f"ignored columns: {ignored}",
             f"data columns:    {len(columns)} ({numeric} numeric, {len(columns) - numeric} categorical)",
             f"remembered since batch #{schema['first_batch_id']} ({schema['created_at']:%Y-%m-%d %H:%M} UTC)",
@@ -103,8 +127,25 @@ EVENT_TABLES = {"clients": "event_client", "subscriptions": "event_subscription"
                 "tickets": "event_ticket", "usage": "event_usage", "event_types": "event_type_name"}
 
 
-def store_status(db: Database) -> dict[str, Any]:
-    """What the store holds: batches, clients, labelled share, model versions, champion."""
+def as_of_status(db: Database, horizon_days: int) -> dict[str, Any]:
+    """The client table's as-of dates: first, last, how many, and how many have known outcomes."""
+    from storage.snapshots import as_of_dates
+
+    dates = as_of_dates(db, horizon_days=horizon_days)
+    labelled = [d for d in dates if d.labelled]
+    return {
+        "first": dates[0].as_of if dates else None,
+        "last": dates[-1].as_of if dates else None,
+        "dates": len(dates),
+        "labelled_dates": len(labelled),
+        "last_labelled": labelled[-1].as_of if labelled else None,
+        "horizon_days": horizon_days,
+    }
+
+
+def store_status(db: Database, horizon_days: int = 30) -> dict[str, Any]:
+    """What the store holds: batches, clients and their as-of dates, labelled share, model
+    versions, champion."""
     with db.session() as session:
         batches = session.exec(select(func.count()).select_from(Batch).where(Batch.kind == CLIENTS)).one()
         last = session.exec(select(Batch).where(Batch.kind == CLIENTS).order_by(col(Batch.id).desc())).first()
@@ -126,6 +167,7 @@ def store_status(db: Database) -> dict[str, Any]:
         "clients": clients,
         "labelled_clients": labelled,
         "labelled_share": round(labelled / clients, 4) if clients else 0.0,
+        "as_of": as_of_status(db, horizon_days),
         "model_versions": int(versions),
         "champion": event.version if event is not None else None,
         "events": events,
@@ -135,7 +177,7 @@ def store_status(db: Database) -> dict[str, Any]:
 def status(args: argparse.Namespace, settings: Settings) -> int:
     """``churnguard status``: a one-screen summary of the store."""
     with Database(settings.database_url) as db:
-        payload = store_status(db)
+        payload = store_status(db, settings.churn_horizon_days)
     last = payload["last_batch"]
     last_text = (f" (last: #{last['batch_id']} {last['source_name']}, {last['received_at']:%Y-%m-%d %H:%M} UTC)"
                  if last else "")
@@ -144,6 +186,7 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
         f"batches:  {payload['batches']}{last_text}",
         f"clients:  {payload['clients']} ({payload['labelled_clients']} with a known outcome, "
         f"{payload['labelled_share']:.1%})",
+        *_as_of_lines(payload["as_of"]),
         f"models:   {payload['model_versions']} version(s), champion: {payload['champion'] or 'none'}",
     ])
     events = payload["events"]
@@ -156,4 +199,14 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-__all__ = ["ingest", "schema_summary", "show_schema", "status", "store_status"]
+def _as_of_lines(dates: dict[str, Any]) -> list[str]:
+    if not dates["dates"]:
+        return []
+    span = (f"{dates['first']:%Y-%m-%d}" if dates["dates"] == 1
+            else f"{dates['dates']} dates, {dates['first']:%Y-%m-%d} to {dates['last']:%Y-%m-%d}")
+    known = (f"{dates['labelled_dates']} with known outcomes, the last {dates['last_labelled']:%Y-%m-%d}"
+             if dates["labelled_dates"] else "no known outcomes yet")
+    return [f"as of:    {span} ({known}; horizon {dates['horizon_days']} days)"]
+
+
+__all__ = ["as_of_status", "ingest", "schema_summary", "show_schema", "status", "store_status"]

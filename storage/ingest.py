@@ -461,7 +461,7 @@ def _data_at(connection: Connection, keys: Sequence[Key]) -> Iterator[tuple[str,
     query = sa_select(records.c.client_id, records.c.as_of, type_coerce(records.c.data, Text)).order_by(records.c.id)
     if len(dates) <= _DATE_FILTER:
         query = query.where(records.c.as_of.in_(dates))
-    newest: dict[Key, Any] = {}
+    newest: dict[tuple[str, datetime], Any] = {}
     for start in range(0, len(ids), _LOOKUP_CHUNK):
         part = ids[start : start + _LOOKUP_CHUNK]
         for client_id, as_of, data in connection.execute(query.where(records.c.client_id.in_(part))):
