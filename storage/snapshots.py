@@ -112,7 +112,9 @@ def as_of_dates(db: Database, *, horizon_days: int) -> list[DateSummary]:
         connection = session.connection()
         complete = complete_until(connection)
         newest = _newest_at_pair(r)
-        for as_of, count in connection.execute(sa_select(r.c.as_of, func.count()).where(newest).group_by(r.c.as_of)):
+        # One row per (client, date) pair: distinct clients per date, read from the (as_of, client_id) index.
+        counted = sa_select(r.c.as_of, func.count(func.distinct(r.c.client_id))).group_by(r.c.as_of)
+        for as_of, count in connection.execute(counted):
             rows[as_of] = int(count)
         query = sa_select(r.c.as_of, func.count(), func.sum(r.c.label)).where(_newest_labelled_at_pair(r))
         for as_of, count, positives in connection.execute(query.group_by(r.c.as_of)):
@@ -152,6 +154,8 @@ class _Plan:
     dates: list[datetime]
     types: dict[str, str]
     complete: datetime | None
+    labelled_dates: frozenset[datetime]  # dates with at least one record of a known own label
+    churn_lists: bool  # any churn date stored: derived labels need looking up
     horizon_days: int
     labelled_only: bool
     client_ids: list[str] | None
@@ -202,8 +206,11 @@ def _plan(db: Database, schema: Schema, *, horizon_days: int, dates: Sequence[An
         involved = _involved_batches(connection, wanted)
         types = _types(db, connection, involved, schema)
         complete = complete_until(connection)
+        labelled = frozenset(d for (d,) in connection.execute(
+            sa_select(r.c.as_of).where(r.c.label.is_not(None)).distinct()))
+        listed = connection.execute(sa_select(_CHURNS.c.id).limit(1)).first() is not None
     ids = None if client_ids is None else sorted({str(i) for i in client_ids})
-    return _Plan(schema, wanted, types, complete, horizon, labelled_only, ids, int(chunk_rows))
+    return _Plan(schema, wanted, types, complete, labelled, listed, horizon, labelled_only, ids, int(chunk_rows))
 
 
 def _page_query(as_of: datetime) -> Any:
@@ -249,8 +256,9 @@ def _chunk(connection: Connection, plan: _Plan, as_of: datetime, rows: Sequence[
     labels: list[int | None] = [None if row.label is None else int(row.label) for row in rows]
     unknown = [client_id for client_id, label in zip(ids, labels, strict=True) if label is None]
     if unknown:
-        own = _own_labels(connection, as_of, unknown)
-        churned = churn_dates(connection, [client_id for client_id in unknown if client_id not in own])
+        own = _own_labels(connection, as_of, unknown) if as_of in plan.labelled_dates else {}
+        rest = [client_id for client_id in unknown if client_id not in own]
+        churned = churn_dates(connection, rest) if plan.churn_lists and rest else {}
         for position, client_id in enumerate(ids):
             if labels[position] is None:
                 labels[position] = own.get(client_id)
