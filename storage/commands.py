@@ -129,16 +129,15 @@ EVENT_TABLES = {"clients": "event_client", "subscriptions": "event_subscription"
 
 def as_of_status(db: Database, horizon_days: int) -> dict[str, Any]:
     """The client table's as-of dates: first, last, how many, and how many have known outcomes."""
-    from storage.snapshots import as_of_dates
+    from storage.snapshots import date_overview
 
-    dates = as_of_dates(db, horizon_days=horizon_days)
-    labelled = [d for d in dates if d.labelled]
+    dates, labelled = date_overview(db, horizon_days=horizon_days)
     return {
-        "first": dates[0].as_of if dates else None,
-        "last": dates[-1].as_of if dates else None,
+        "first": dates[0] if dates else None,
+        "last": dates[-1] if dates else None,
         "dates": len(dates),
         "labelled_dates": len(labelled),
-        "last_labelled": labelled[-1].as_of if labelled else None,
+        "last_labelled": labelled[-1] if labelled else None,
         "horizon_days": horizon_days,
     }
 

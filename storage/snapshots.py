@@ -141,6 +141,26 @@ def as_of_dates(db: Database, *, horizon_days: int) -> list[DateSummary]:
     return out
 
 
+def date_overview(db: Database, *, horizon_days: int) -> tuple[list[datetime], list[datetime]]:
+    """(every as-of date, the dates with at least one known label), oldest first: what
+    ``as_of_dates`` says about them, without counting rows, so ``churnguard status`` stays
+    fast on a large store (the dates come from the ``(as_of, client_id)`` index; no per-row
+    subquery)."""
+    horizon = check_horizon(horizon_days)
+    r = _RECORDS
+    with db.read_session() as session:
+        connection = session.connection()
+        dates = [d for (d,) in connection.execute(sa_select(r.c.as_of).distinct().order_by(r.c.as_of))]
+        known = {d for (d,) in connection.execute(sa_select(r.c.as_of).where(r.c.label.is_not(None)).distinct())}
+        complete = complete_until(connection)
+        known.update(d for d in dates if derived_label(d, None, complete=complete, horizon_days=horizon) == 0)
+        listed = (sa_select(r.c.as_of, _CHURNS.c.churn_at).join(_CHURNS, _CHURNS.c.client_id == r.c.client_id)
+                  .distinct())
+        known.update(as_of for as_of, churn_at in connection.execute(listed)
+                     if derived_label(as_of, churn_at, complete=complete, horizon_days=horizon) is not None)
+    return dates, sorted(known)
+
+
 # ------------------------------------------------------------------------------------------
 # Frames
 # ------------------------------------------------------------------------------------------
@@ -387,5 +407,5 @@ def departures(db: Database, client_ids: Sequence[str] | None = None, *,
     return found
 
 
-__all__ = ["AS_OF", "DEFAULT_CHUNK_ROWS", "DateSummary", "Departure", "as_of_dates", "departures", "snapshot_frame",
-           "snapshot_frames"]
+__all__ = ["AS_OF", "DEFAULT_CHUNK_ROWS", "DateSummary", "Departure", "as_of_dates", "date_overview", "departures",
+           "snapshot_frame", "snapshot_frames"]

@@ -613,7 +613,7 @@ def ingest_events(
         from storage.churns import ingest_churns
 
         return ingest_churns(db, path, mapping=mapping, now=now, limits=limits,
-                             future_tolerance=future_tolerance)  # type: ignore[return-value]
+                             future_tolerance=future_tolerance)
     if kind in APPEND_ONLY:
         from storage.events.append import ingest_append_only
 

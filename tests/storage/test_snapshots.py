@@ -77,6 +77,17 @@ def test_the_horizon_decides_which_derived_labels_are_known(store):
     assert (march.rows, march.labelled, march.positives) == (2, 1, 1)
 
 
+@pytest.mark.parametrize("horizon", [1, 30, 45, 90])
+def test_the_quick_overview_agrees_with_the_counted_dates(store, tmp_path, horizon):
+    add(store, tmp_path, "apr.csv", "id,month,spend,plan\ne,2024-04-30,2,basic\n")  # no outcome known at all
+
+    dates, labelled = snapshots.date_overview(store, horizon_days=horizon)
+
+    counted = as_of_dates(store, horizon_days=horizon)
+    assert dates == [s.as_of for s in counted]
+    assert labelled == [s.as_of for s in counted if s.labelled]
+
+
 # ------------------------------------------------------------------------------------------
 # Frames
 # ------------------------------------------------------------------------------------------
