@@ -43,6 +43,7 @@ from storage.events.ingest import (
     duplicate_report,
 )
 from storage.events.mapping import KINDS, check_mapping
+from storage.ingest import CLIENT_WRITE_LOCK
 from storage.readers import Limits, parse_bytes, read_bytes, sha256_of
 from storage.schema import remembered_schema
 from storage.tables import Batch, ChurnList, ClientChurn, ClientRecord, utcnow
@@ -84,6 +85,17 @@ def _ids_known(connection: Connection, ids: Sequence[str]) -> set[str]:
         query = sa_select(records.c.client_id).where(records.c.client_id.in_(part)).distinct()
         known.update(str(client_id) for (client_id,) in connection.execute(query))
     return known
+
+
+def churn_summary(connection: Connection) -> dict[str, Any]:
+    """How many lists and departures are stored, and up to when they are complete."""
+    lists = ChurnList.__table__  # type: ignore[attr-defined]
+    table = ClientChurn.__table__  # type: ignore[attr-defined]
+    return {
+        "lists": int(connection.execute(sa_select(func.count()).select_from(lists)).scalar_one()),
+        "departures": int(connection.execute(sa_select(func.count()).select_from(table)).scalar_one()),
+        "complete_until": complete_until(connection),
+    }
 
 
 def churn_dates(connection: Connection, client_ids: Sequence[str] | None = None) -> dict[str, datetime]:
@@ -166,6 +178,10 @@ def ingest_churns(
     mapping = _with_id_column(mapping, [str(c) for c in table.frame.columns], id_column)
     with db.session() as session:
         connection = session.connection()
+        if db.dialect == "postgresql":
+            # Client batches take this lock too: the clients checked below cannot change meanwhile,
+            # and two lists naming the same client are stored one after the other.
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({CLIENT_WRITE_LOCK})")
         prepared, problems = _prepare(CHURNS, table.frame, mapping, now=now, tolerance=future_tolerance,
                                       source=source)
         frame = prepared.frame
@@ -249,5 +265,5 @@ def _store(connection: Connection, listed: pd.DataFrame, batch_id: int) -> tuple
     return len(ids) - len(before), len(changed), len(before) - len(changed)
 
 
-__all__ = ["CHURNS", "ChurnIngestReport", "check_horizon", "churn_dates", "complete_until", "derived_label",
+__all__ = ["CHURNS", "ChurnIngestReport", "check_horizon", "churn_dates", "churn_summary", "complete_until", "derived_label",
            "ingest_churns"]

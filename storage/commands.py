@@ -129,9 +129,12 @@ EVENT_TABLES = {"clients": "event_client", "subscriptions": "event_subscription"
 
 def as_of_status(db: Database, horizon_days: int) -> dict[str, Any]:
     """The client table's as-of dates: first, last, how many, and how many have known outcomes."""
+    from storage.churns import churn_summary
     from storage.snapshots import date_overview
 
     dates, labelled = date_overview(db, horizon_days=horizon_days)
+    with db.read_session() as session:
+        churns = churn_summary(session.connection())
     return {
         "first": dates[0] if dates else None,
         "last": dates[-1] if dates else None,
@@ -139,6 +142,7 @@ def as_of_status(db: Database, horizon_days: int) -> dict[str, Any]:
         "labelled_dates": len(labelled),
         "last_labelled": labelled[-1] if labelled else None,
         "horizon_days": horizon_days,
+        "churn_lists": churns,
     }
 
 
@@ -205,7 +209,12 @@ def _as_of_lines(dates: dict[str, Any]) -> list[str]:
             else f"{dates['dates']} dates, {dates['first']:%Y-%m-%d} to {dates['last']:%Y-%m-%d}")
     known = (f"{dates['labelled_dates']} with known outcomes, the last {dates['last_labelled']:%Y-%m-%d}"
              if dates["labelled_dates"] else "no known outcomes yet")
-    return [f"as of:    {span} ({known}; horizon {dates['horizon_days']} days)"]
+    lines = [f"as of:    {span} ({known}; horizon {dates['horizon_days']} days)"]
+    churns = dates["churn_lists"]
+    if churns["lists"]:
+        lines.append(f"churns:   {churns['departures']} departures from {churns['lists']} churn list(s), complete to "
+                     f"{churns['complete_until']:%Y-%m-%d %H:%M}")
+    return lines
 
 
 __all__ = ["as_of_status", "ingest", "schema_summary", "show_schema", "status", "store_status"]

@@ -62,6 +62,7 @@ _INSERT_CHUNK = 5_000  # rows per executemany call
 _LOOKUP_CHUNK = 5_000  # client ids per IN (...) list: SQLite caps bound parameters per statement
 _SCAN_SHARE = 10  # a batch naming over 1/10 of the stored clients reads all latest records in one scan
 _PG_LOCK_KEY = 0x43475F636C69  # pg_advisory_xact_lock key of client-batch writes ("CG_cli")
+CLIENT_WRITE_LOCK = _PG_LOCK_KEY  # also taken by churn lists (storage.churns), which check the clients
 _EXAMPLES = 10  # client ids shown for the clients a batch could not store
 
 

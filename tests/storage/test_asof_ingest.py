@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pandas as pd
 import pytest
 from sqlmodel import col, select
 
 from storage.errors import IngestRejected, SchemaConflict
-from storage.ingest import ingest_file
+from storage.ingest import ingest_file, ingest_frame
 from storage.schema import Schema, remembered_schema
 from storage.tables import Batch, ClientRecord, utcnow
 
@@ -101,6 +102,19 @@ def test_a_numeric_looking_date_column_is_read_as_dates_not_numbers(db, tmp_path
                          schema=DATED, explicit=EXPLICIT)
 
     assert {r.as_of for r in records(db)} == {day("2024-03-31")} and report.columns == {"spend": "numeric"}
+
+
+def test_typed_dates_of_parquet_files_and_sql_pulls_are_taken_as_they_are(db, tmp_path):
+    frame = pd.DataFrame({"id": ["a", "b"], "month": pd.to_datetime(["2024-03-31 00:00", "2024-03-31 12:00"]),
+                          "spend": [1.0, 2.0]})
+    frame.to_parquet(tmp_path / "m.parquet")
+    ingest_file(db, tmp_path / "m.parquet", schema=DATED, explicit=EXPLICIT)
+    aware = frame.assign(id=["c", "d"], month=frame["month"].dt.tz_localize("Europe/Berlin"))
+    ingest_frame(db, aware, schema=DATED, explicit=EXPLICIT)
+
+    assert [(r.client_id, r.as_of) for r in records(db)] == [
+        ("a", day("2024-03-31")), ("b", day("2024-03-31 12:00")),
+        ("c", day("2024-03-30 23:00")), ("d", day("2024-03-31 10:00"))]  # Berlin is UTC+1, then UTC+2
 
 
 def test_the_flag_dates_a_file_without_the_column(db, tmp_path):

@@ -245,6 +245,9 @@ def test_churn_lists_through_the_command_line(cli, store, tmp_path):
     code, out, _ = cli("ingest", write(tmp_path, "bad.csv", "customerID,churn_date\nNOBODY,2024-02-10\n"),
                        "--kind", "churns")
     assert code == 2 and out == ""
+    status = json.loads(cli("status", "--json")[1])["as_of"]["churn_lists"]
+    assert (status["lists"], status["departures"]) == (1, 1) and status["complete_until"].startswith("2024-02-29")
+    assert "churns:   1 departures from 1 churn list(s), complete to 2024-02-29 00:00" in cli("status")[1]
     code, out, _ = cli("ingest", path, "--mapping", str(tmp_path / "m.toml"))
     assert code == 2
 
