@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     keep_leaking_columns: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("CHURNGUARD_KEEP_LEAKING_COLUMNS")
     )
+    # The column of a client file holding each row's as-of date (storage.ingest); empty: none.
+    as_of_column: str = Field("", max_length=200, validation_alias=_env("CHURNGUARD_AS_OF_COLUMN"))
 
     # --- event history (storage/events, model/event_source.py) ------------------------------
     # "auto" trains on the flat client table when one with labels is stored, else on events.
@@ -220,6 +222,11 @@ class Settings(BaseSettings):
             raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
         return value
 
+    @field_validator("as_of_column")
+    @classmethod
+    def _as_of_column(cls, value: str) -> str:
+        return value.strip()
+
     @field_validator("log_level")
     @classmethod
     def _log_level(cls, value: str) -> str:
@@ -329,9 +336,14 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--encoding", default=None, metavar="NAME",
                         help="the file's text encoding, e.g. cp1251 or cp1250 (default: a byte-order mark, UTF-8, "
                              "else a guess that the report names)")
-    events = ingest.add_argument_group("CRM event tables (default: a flat client table)")
+    ingest.add_argument("--as-of", dest="as_of", default=None, metavar="DATE",
+                        help="the date the file describes, YYYY-MM-DD[ HH:MM] (UTC), when it has no as-of column "
+                             "(CHURNGUARD_AS_OF_COLUMN); for --kind churns the date the list is complete up to "
+                             "(default: the ingest time)")
+    events = ingest.add_argument_group("CRM event tables and churn lists (default: a flat client table)")
     events.add_argument("--kind", default=None, metavar="KIND",
-                        help="clients, subscriptions, purchases, tickets, usage or event_types")
+                        help="clients, subscriptions, purchases, tickets, usage, event_types, or churns "
+                             "(client_id, churn_date: when clients of the client table left)")
     events.add_argument("--mapping", type=Path, default=None, metavar="FILE.toml",
                         help="column mapping file: [kind] canonical_field = \"column in the file\"")
     events.add_argument("--map", dest="map_flags", default=None, metavar="FIELD=COLUMN,...",

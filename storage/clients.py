@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import bindparam, func
+from sqlalchemy import and_, bindparam, exists, func, or_
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -88,18 +88,27 @@ def _as_text(value: object) -> object:
     return str(value)
 
 
-def _frame_from_rows(
-    rows: Sequence[Any], schema: Schema, types: dict[str, str], label_dtype: str
-) -> pd.DataFrame:
-    ids = [row.client_id for row in rows]
-    data = pd.DataFrame.from_records([row.data for row in rows], columns=list(types))
-    columns: dict[str, Any] = {schema.id_column: pd.Series(ids, dtype=object)}
+def typed_columns(datas: Sequence[dict[str, Any]], types: dict[str, str]) -> dict[str, pd.Series]:
+    """The data columns of stored records, typed as every frame types them: numeric as
+    float64, text as object with NaN for missing (numbers an older batch stored in a text
+    column print without ".0")."""
+    data = pd.DataFrame.from_records(list(datas), columns=list(types))
+    columns: dict[str, pd.Series] = {}
     for name, kind in types.items():
         values = data[name]
         if kind == NUMERIC:
             columns[name] = pd.to_numeric(values, errors="coerce").astype("float64")
         else:
             columns[name] = pd.Series([_as_text(v) for v in values.tolist()], dtype=object)
+    return columns
+
+
+def _frame_from_rows(
+    rows: Sequence[Any], schema: Schema, types: dict[str, str], label_dtype: str
+) -> pd.DataFrame:
+    ids = [row.client_id for row in rows]
+    columns: dict[str, Any] = {schema.id_column: pd.Series(ids, dtype=object)}
+    columns.update(typed_columns([row.data for row in rows], types))
     labels = [row.label for row in rows]
     columns[schema.label_column] = pd.Series(labels, dtype=label_dtype)
     frame = pd.DataFrame(columns)
@@ -112,8 +121,9 @@ def load_frame(db: Database, schema: Schema, *, labelled_only: bool, latest_only
     text as object with NaN for missing) and the label column.
 
     ``labelled_only``: only records with a label, the label as int 0/1 — the training set.
-    With ``latest_only`` that is each client's newest *labelled* record, so a later
-    unlabelled scoring batch does not remove clients from training.  Without
+    With ``latest_only`` that is each client's newest *labelled* record (newest as-of date,
+    ties to the newest record), so a later unlabelled scoring batch does not remove clients
+    from training.  Frames of (client, as-of date) rows come from ``storage.snapshots``.  Without
     ``labelled_only`` the label is a nullable Int64.  ``latest_only=False`` returns every
     record (a client's history, oldest first).  ``ignore_columns`` are not dropped here:
     which columns are features is the model's decision.  ``frame.attrs["batch_ids"]`` lists
@@ -123,12 +133,13 @@ def load_frame(db: Database, schema: Schema, *, labelled_only: bool, latest_only
     if labelled_only:
         query = query.where(table.c.label.is_not(None))
         if latest_only:
-            newest = (
-                sa_select(func.max(table.c.id))
-                .where(table.c.label.is_not(None))
-                .group_by(table.c.client_id)
+            other = table.alias("other")
+            newer = exists().where(
+                other.c.client_id == table.c.client_id,
+                other.c.label.is_not(None),
+                or_(other.c.as_of > table.c.as_of, and_(other.c.as_of == table.c.as_of, other.c.id > table.c.id)),
             )
-            query = query.where(table.c.id.in_(newest))
+            query = query.where(~newer)
     elif latest_only:
         query = query.where(table.c.is_latest.is_(True))
     with db.read_session() as session:
@@ -147,14 +158,14 @@ def load_frame(db: Database, schema: Schema, *, labelled_only: bool, latest_only
 def labelled_history(
     db: Database, *, since: datetime | None = None, client_ids: Iterable[str] | None = None
 ) -> pd.DataFrame:
-    """Every labelled record (not only the latest): client_id, batch_id, observed_at, label.
+    """Every labelled record (not only the latest): client_id, batch_id, observed_at, label,
+    and as_of (the date the outcome refers to).
 
     Monitoring compares a prediction made at time t with the outcome observed in a later
     batch, so it needs each outcome with the time it was observed."""
     table = ClientRecord.__table__  # type: ignore[attr-defined]
-    query = sa_select(table.c.client_id, table.c.batch_id, table.c.observed_at, table.c.label).where(
-        table.c.label.is_not(None)
-    )
+    query = sa_select(table.c.client_id, table.c.batch_id, table.c.observed_at, table.c.label,
+                      table.c.as_of).where(table.c.label.is_not(None))
     if since is not None:
         query = query.where(table.c.observed_at >= since)
     with db.session() as session:
@@ -173,6 +184,7 @@ def labelled_history(
             "batch_id": pd.Series([r.batch_id for r in rows], dtype="int64"),
             "observed_at": pd.to_datetime(pd.Series([r.observed_at for r in rows], dtype=object)),
             "label": pd.Series([r.label for r in rows], dtype="int64"),
+            "as_of": pd.to_datetime(pd.Series([r.as_of for r in rows], dtype=object)),
         }
     )
     return frame
@@ -201,4 +213,5 @@ __all__ = [
     "labelled_history",
     "latest_records",
     "load_frame",
+    "typed_columns",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
@@ -29,32 +30,52 @@ if TYPE_CHECKING:
     from churnguard import Settings
 
 
+def _as_of_flag(args: argparse.Namespace) -> datetime | None:
+    text = getattr(args, "as_of", None)
+    if text is None:
+        return None
+    from storage.events.commands import parse_as_of
+
+    return parse_as_of(text)
+
+
 def ingest(args: argparse.Namespace, settings: Settings) -> int:
-    """``churnguard ingest PATH``: validate the file and store it in one transaction."""
+    """``churnguard ingest PATH [--as-of D]``: validate the file and store it in one transaction."""
     encoding = check_encoding(getattr(args, "encoding", None))
     if getattr(args, "kind", None) is not None:
         return ingest_event_table(args, settings, encoding)
     if getattr(args, "mapping", None) is not None or getattr(args, "map_flags", None) is not None:
-        raise UserError("--mapping and --map describe an event table: add --kind (clients, subscriptions, "
-                        "purchases, tickets, usage or event_types)")
+        raise UserError("--mapping and --map describe an event table or a churn list: add --kind (clients, "
+                        "subscriptions, purchases, tickets, usage, event_types or churns)")
+    as_of = _as_of_flag(args)
     schema, explicit = schema_from_settings(settings)
     with Database(settings.database_url) as db, _encoding_hint(encoding):
         report = ingest_file(db, args.path, schema=schema, explicit=explicit, limits=Limits.from_settings(settings),
-                             encoding=encoding)
+                             encoding=encoding, as_of=as_of)
     emit(args, report.to_dict(), report.to_text())
     return 0
 
 
 def ingest_event_table(args: argparse.Namespace, settings: Settings, encoding: str | None = None) -> int:
-    """``churnguard ingest PATH --kind KIND``: an event table, mapped to canonical fields."""
-    from storage.events.ingest import ingest_events
+    """``churnguard ingest PATH --kind KIND``: an event table or a churn list, mapped to
+    canonical fields."""
+    from storage.churns import CHURNS, ingest_churns
+    from storage.events.ingest import EventIngestReport, ingest_events
     from storage.events.mapping import canonical_kind, resolve_mapping
 
     kind = canonical_kind(args.kind)
+    as_of = _as_of_flag(args)
+    if as_of is not None and kind != CHURNS:
+        raise UserError(f"--as-of dates a client table or a churn list; {kind} rows carry their own times "
+                        "(leave --as-of out)")
     mapping = resolve_mapping(kind, file=args.mapping, flags=args.map_flags)
+    report: EventIngestReport
     with Database(settings.database_url) as db, _encoding_hint(encoding):
-        report = ingest_events(db, args.path, kind=kind, mapping=mapping, limits=Limits.from_settings(settings),
-                               encoding=encoding)
+        if kind == CHURNS:
+            report = ingest_churns(db, args.path, mapping=mapping, as_of=as_of, limits=Limits.from_settings(settings))
+        else:
+            report = ingest_events(db, args.path, kind=kind, mapping=mapping, limits=Limits.from_settings(settings),
+                                   encoding=encoding)
     emit(args, report.as_dict(), report.summary())
     return 0
 
@@ -86,6 +107,7 @@ def schema_summary(db: Database) -> dict[str, Any]:
                 "positive_label": stored.positive_label,
                 "negative_label": negative.value if negative is not None else None,
                 "ignore_columns": list(stored.ignore_columns),
+                "as_of_column": stored.as_of_column or None,
                 "first_batch_id": stored.first_batch_id,
                 "created_at": stored.created_at,
             }
@@ -110,6 +132,7 @@ def show_schema(args: argparse.Namespace, settings: Settings) -> int:
         text = "\n".join([
             f"id column:       {schema['id_column']}",
             f"label column:    {schema['label_column']} (churn = {schema['positive_label']!r}{stayed})",
+            f"as-of column:    {schema['as_of_column'] or 'none (rows dated by --as-of or the ingest time)'}",
             f"ignored columns: {ignored}",
             f"data columns:    {len(columns)} ({numeric} numeric, {len(columns) - numeric} categorical)",
             f"remembered since batch #{schema['first_batch_id']} ({schema['created_at']:%Y-%m-%d %H:%M} UTC)",
@@ -122,8 +145,28 @@ EVENT_TABLES = {"clients": "event_client", "subscriptions": "event_subscription"
                 "tickets": "event_ticket", "usage": "event_usage", "event_types": "event_type_name"}
 
 
-def store_status(db: Database) -> dict[str, Any]:
-    """What the store holds: batches, clients, labelled share, model versions, champion."""
+def as_of_status(db: Database, horizon_days: int) -> dict[str, Any]:
+    """The client table's as-of dates: first, last, how many, and how many have known outcomes."""
+    from storage.churns import churn_summary
+    from storage.snapshots import date_overview
+
+    dates, labelled = date_overview(db, horizon_days=horizon_days)
+    with db.read_session() as session:
+        churns = churn_summary(session.connection())
+    return {
+        "first": dates[0] if dates else None,
+        "last": dates[-1] if dates else None,
+        "dates": len(dates),
+        "labelled_dates": len(labelled),
+        "last_labelled": labelled[-1] if labelled else None,
+        "horizon_days": horizon_days,
+        "churn_lists": churns,
+    }
+
+
+def store_status(db: Database, horizon_days: int = 30) -> dict[str, Any]:
+    """What the store holds: batches, clients and their as-of dates, labelled share, model
+    versions, champion."""
     with db.session() as session:
         batches = session.exec(select(func.count()).select_from(Batch).where(Batch.kind == CLIENTS)).one()
         last = session.exec(select(Batch).where(Batch.kind == CLIENTS).order_by(col(Batch.id).desc())).first()
@@ -145,6 +188,7 @@ def store_status(db: Database) -> dict[str, Any]:
         "clients": clients,
         "labelled_clients": labelled,
         "labelled_share": round(labelled / clients, 4) if clients else 0.0,
+        "as_of": as_of_status(db, horizon_days),
         "model_versions": int(versions),
         "champion": event.version if event is not None else None,
         "events": events,
@@ -154,7 +198,7 @@ def store_status(db: Database) -> dict[str, Any]:
 def status(args: argparse.Namespace, settings: Settings) -> int:
     """``churnguard status``: a one-screen summary of the store."""
     with Database(settings.database_url) as db:
-        payload = store_status(db)
+        payload = store_status(db, settings.churn_horizon_days)
     last = payload["last_batch"]
     last_text = (f" (last: #{last['batch_id']} {last['source_name']}, {last['received_at']:%Y-%m-%d %H:%M} UTC)"
                  if last else "")
@@ -163,6 +207,7 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
         f"batches:  {payload['batches']}{last_text}",
         f"clients:  {payload['clients']} ({payload['labelled_clients']} with a known outcome, "
         f"{payload['labelled_share']:.1%})",
+        *_as_of_lines(payload["as_of"]),
         f"models:   {payload['model_versions']} version(s), champion: {payload['champion'] or 'none'}",
     ])
     events = payload["events"]
@@ -175,4 +220,19 @@ def status(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-__all__ = ["ingest", "schema_summary", "show_schema", "status", "store_status"]
+def _as_of_lines(dates: dict[str, Any]) -> list[str]:
+    if not dates["dates"]:
+        return []
+    span = (f"{dates['first']:%Y-%m-%d}" if dates["dates"] == 1
+            else f"{dates['dates']} dates, {dates['first']:%Y-%m-%d} to {dates['last']:%Y-%m-%d}")
+    known = (f"{dates['labelled_dates']} with known outcomes, the last {dates['last_labelled']:%Y-%m-%d}"
+             if dates["labelled_dates"] else "no known outcomes yet")
+    lines = [f"as of:    {span} ({known}; horizon {dates['horizon_days']} days)"]
+    churns = dates["churn_lists"]
+    if churns["lists"]:
+        lines.append(f"churns:   {churns['departures']} departures from {churns['lists']} churn list(s), complete to "
+                     f"{churns['complete_until']:%Y-%m-%d %H:%M}")
+    return lines
+
+
+__all__ = ["as_of_status", "ingest", "schema_summary", "show_schema", "status", "store_status"]

@@ -6,11 +6,20 @@ schema), so a rejected or interrupted batch leaves the store exactly as it was. 
 bytes are recognised by their SHA-256 and not stored twice, which makes re-running the
 inbox job or re-sending a file in the chat harmless.
 
-A batch that lacks some of the columns a client's latest record has (typically outcomes
-delivered a month later: just the id and the label) does not wipe those features: the new
-record carries them forward from the client's previous record, so the latest record stays
-complete and only what the batch brought changes.  A client such a batch cannot describe at
-all (no feature columns, and never seen before) is not stored and is named in the report.
+Every record carries its as-of date: the date its features describe (``storage.asof``: the
+file's as-of column, ``--as-of``, or the ingest time).  A client's current record
+(``is_latest``) is the one with the newest as-of date; ties go to the newest record, so an
+outcome file for an *older* date never changes which record is current.
+
+A batch that lacks some of the columns a client's record has (typically outcomes delivered a
+month later: just the id and the label) does not wipe those features: the new record carries
+them forward.  A dated batch (as-of column or ``--as-of``) carries from the client's record
+*at the same date*, so a label for March lands on the March features however many months
+arrived since.  An undated batch carries from the client's latest record, and an undated
+batch of outcomes only (no feature columns) takes that record's as-of date too: its labels
+are the outcomes of the clients' current records, as before dates existed.  A client such a
+batch cannot describe at all (no feature columns, and no record to attach to) is not stored
+and is named in the report.
 """
 
 from __future__ import annotations
@@ -24,11 +33,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, Text, func, type_coerce, update
+from sqlalchemy import Connection, Text, and_, exists, func, or_, type_coerce, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from storage.asof import INGEST_TIME, LATEST_RECORD, resolve_as_of, summary
 from storage.clients import CLIENTS
 from storage.db import Database
 from storage.errors import IngestRejected, UserError
@@ -52,6 +62,7 @@ _INSERT_CHUNK = 5_000  # rows per executemany call
 _LOOKUP_CHUNK = 5_000  # client ids per IN (...) list: SQLite caps bound parameters per statement
 _SCAN_SHARE = 10  # a batch naming over 1/10 of the stored clients reads all latest records in one scan
 _PG_LOCK_KEY = 0x43475F636C69  # pg_advisory_xact_lock key of client-batch writes ("CG_cli")
+CLIENT_WRITE_LOCK = _PG_LOCK_KEY  # also taken by churn lists (storage.churns), which check the clients
 _EXAMPLES = 10  # client ids shown for the clients a batch could not store
 
 
@@ -76,6 +87,9 @@ class IngestReport:
     carried_clients: int = 0  # clients whose new record carries some of them
     skipped_clients: int = 0  # rows not stored: new clients in a batch without feature columns
     skipped_examples: list[str] = field(default_factory=list)
+    as_of: dict[str, Any] = field(default_factory=dict)  # {"first", "last", "count"} of the rows' as-of dates
+    as_of_source: str | None = None  # column | flag | ingest_time | latest_record (storage.asof)
+    as_of_column: str | None = None
 
     @property
     def stored(self) -> bool:
@@ -97,8 +111,24 @@ class IngestReport:
         if self.stored:
             payload.update(format=self.format, encoding=self.encoding, delimiter=self.delimiter,
                            carried_columns=self.carried_columns, carried_clients=self.carried_clients,
-                           skipped_clients=self.skipped_clients, skipped_examples=self.skipped_examples)
+                           skipped_clients=self.skipped_clients, skipped_examples=self.skipped_examples,
+                           as_of=self.as_of, as_of_source=self.as_of_source)
         return payload
+
+    def as_of_text(self) -> str:
+        """One line saying which date(s) the rows describe and where that came from."""
+        first, last, count = self.as_of.get("first"), self.as_of.get("last"), self.as_of.get("count", 0)
+        if not count:
+            return ""
+        source = {
+            "column": f"from the as-of column {self.as_of_column!r}",
+            "flag": "from --as-of",
+            "ingest_time": "the ingest time",
+            "latest_record": "the dates of the clients' latest records, which these outcomes complete",
+        }.get(self.as_of_source or "", self.as_of_source or "")
+        if count == 1:
+            return f"As of {_day(first)} ({source})."
+        return f"As of {count} dates, {_day(first)} to {_day(last)} ({source})."
 
     def to_text(self) -> str:
         if not self.stored:
@@ -112,10 +142,18 @@ class IngestReport:
             label = "unlabelled (for scoring and monitoring)"
         shape = f"{len(self.columns)} columns" if self.columns else "no feature columns"
         lines = [f"Stored batch #{self.batch_id} from {self.source_name}: {self.rows} rows, {shape}, {label}."]
+        if self.as_of_text():
+            lines.append(self.as_of_text())
         if self.warnings:
             lines.append(f"{len(self.warnings)} warning(s):")
             lines.extend(f"  - {w['column'] or '(batch)'}: {w['message']}" for w in self.warnings)
         return "\n".join(lines)
+
+
+def _day(iso: Any) -> str:
+    """An ISO timestamp as a date, with the time only when it is not midnight."""
+    moment = datetime.fromisoformat(str(iso))
+    return f"{moment:%Y-%m-%d}" if moment.time() == datetime.min.time() else f"{moment:%Y-%m-%d %H:%M}"
 
 
 # ------------------------------------------------------------------------------------------
@@ -132,13 +170,15 @@ def ingest_file(
     limits: Limits | None = None,
     source_name: str | None = None,
     encoding: str | None = None,
+    as_of: datetime | None = None,
 ) -> IngestReport:
     """Validate and store one CRM file (CSV, .csv.gz or Parquet); ``encoding`` is the text
     encoding the user named (found from the file when None, see ``storage.encodings``).
 
     ``schema``/``explicit`` come from ``storage.schema.schema_from_settings``; the schema the
     store remembers wins unless a field was set explicitly, and a conflict is refused.
-    Raises ``IngestRejected`` (or ``SchemaConflict``) with nothing stored."""
+    ``as_of`` (``ingest --as-of``) dates the rows when the file has no as-of column
+    (``storage.asof``).  Raises ``IngestRejected`` (or ``SchemaConflict``) with nothing stored."""
     limits = limits or Limits()
     name = source_name or Path(path).name
     data = read_bytes(path, limits)
@@ -147,9 +187,9 @@ def ingest_file(
     if earlier is not None:
         return _duplicate(earlier, name)
     table = parse_bytes(data, source_name=name, limits=limits, sha256=digest, encoding=encoding,
-                        keep_text=(resolved.id_column, resolved.label_column))
+                        keep_text=_text_columns(resolved))
     del data
-    return _validate_and_store(db, table, resolved, explicit, history)
+    return _validate_and_store(db, table, resolved, explicit, history, as_of)
 
 
 def ingest_frame(
@@ -160,17 +200,23 @@ def ingest_frame(
     explicit: Collection[str] = (),
     limits: Limits | None = None,
     source_name: str = "sql",
+    as_of: datetime | None = None,
 ) -> IngestReport:
     """Validate and store rows pulled from a SQL query (or built in code), like a file."""
     limits = limits or Limits()
     with db.read_session() as session:
         resolved = resolve_schema(session, schema, explicit)
-    table = table_from_frame(frame, source_name=source_name, limits=limits,
-                             keep_text=(resolved.id_column, resolved.label_column))
+    table = table_from_frame(frame, source_name=source_name, limits=limits, keep_text=_text_columns(resolved))
     resolved, history, earlier = _prepare(db, schema, explicit, table.sha256)
     if earlier is not None:
         return _duplicate(earlier, source_name)
-    return _validate_and_store(db, table, resolved, explicit, history)
+    return _validate_and_store(db, table, resolved, explicit, history, as_of)
+
+
+def _text_columns(schema: Schema) -> tuple[str, ...]:
+    """Columns read as text, not typed: the id and label ("007" stays "007") and the as-of
+    dates (20240331 is a date there, not a number)."""
+    return tuple(name for name in (schema.id_column, schema.label_column, schema.as_of_column) if name)
 
 
 # ------------------------------------------------------------------------------------------
@@ -224,9 +270,15 @@ def _duplicate(earlier: Batch, source_name: str) -> IngestReport:
 
 
 def _validate_and_store(
-    db: Database, table: Table, schema: Schema, explicit: Collection[str], history: History
+    db: Database, table: Table, schema: Schema, explicit: Collection[str], history: History,
+    flag: datetime | None = None,
 ) -> IngestReport:
-    batch = validate(table, schema, history)
+    table, dates = resolve_as_of(table, schema, flag=flag, now=utcnow())
+    if dates.column is not None and set(table.frame.columns) <= {schema.id_column}:
+        raise reject(f"{table.source_name} holds only the id column {schema.id_column!r} and the as-of column "
+                     f"{dates.column!r}: there is nothing to store (no features, no label)", "not_a_table")
+    batch = validate(table, schema, history, dates.values)
+    batch.warnings = [*dates.notes, *batch.warnings]
     try:
         batch_id, received_at, batch, carry = _store(db, table, batch, schema, explicit)
     except IntegrityError:
@@ -236,6 +288,7 @@ def _validate_and_store(
         if earlier is None:
             raise
         return _duplicate(earlier, table.source_name)
+    source = dates.source if batch.as_of is not None or carry.attached is None else LATEST_RECORD
     return IngestReport(
         batch_id=batch_id,
         source_name=table.source_name,
@@ -252,7 +305,10 @@ def _validate_and_store(
         carried_columns=carry.columns,
         carried_clients=len(carry.values),
         skipped_clients=len(carry.unknown),
-        skipped_examples=carry.unknown[:_EXAMPLES],
+        skipped_examples=[key[0] for key in carry.unknown[:_EXAMPLES]],
+        as_of=summary(carry.dates),
+        as_of_source=source if carry.dates else INGEST_TIME,
+        as_of_column=dates.column,
     )
 
 
@@ -262,8 +318,8 @@ def _store(
     """One transaction: the batch row, its records, the history flags and the schema.
 
     Returns the batch as stored (without the clients it could not store, with its final
-    warnings) and what was carried forward.  The session is a write session, so on SQLite
-    everything read here is read under the write lock."""
+    warnings) and what was carried forward (with each stored row's as-of date).  The session
+    is a write session, so on SQLite everything read here is read under the write lock."""
     now = utcnow()
     with db.session() as session:
         if db.dialect == "postgresql":
@@ -274,6 +330,13 @@ def _store(
             raise UserError("the stored schema changed while this batch was being read; send the batch again")
         carry = carry_forward(session.connection(), batch)
         batch = _apply_carry(batch, carry, schema, table.source_name)
+        keys = record_keys(batch)
+        if batch.as_of is not None:
+            carry.dates = list(batch.as_of)
+        elif carry.attached is not None:
+            carry.dates = [carry.attached[client_id] for client_id in batch.client_ids]
+        else:
+            carry.dates = [now] * batch.rows
         row = Batch(
             source_name=table.source_name[:255],
             kind=CLIENTS,
@@ -285,6 +348,7 @@ def _store(
             positives=batch.positives,
             status="stored",
             warnings=[dict(w) for w in batch.warnings],
+            carried_columns=list(carry.columns),
         )
         session.add(row)
         session.flush()
@@ -293,26 +357,53 @@ def _store(
         remember_schema(session, schema, batch_id)
         if batch.negative_label is not None and session.get(Meta, NEGATIVE_LABEL_KEY) is None:
             session.add(Meta(key=NEGATIVE_LABEL_KEY, value=batch.negative_label))
-        records = ClientRecord.__table__  # type: ignore[attr-defined]
         connection = session.connection()
-        _write_records(connection, db.dialect, batch, batch_id, now, carry.values)
-        # Earlier records of these clients become history; the new ones are the latest.
-        newer = sa_select(records.c.client_id).where(records.c.batch_id == batch_id)
-        connection.execute(
-            update(records)
-            .where(records.c.is_latest.is_(True), records.c.batch_id != batch_id, records.c.client_id.in_(newer))
-            .values(is_latest=False)
-        )
+        _write_records(connection, db.dialect, batch, batch_id, now, carry.dates,
+                       [carry.values.get(key, {}) for key in keys])
+        refresh_latest(connection, batch_id)
     return batch_id, now, batch, carry
+
+
+def refresh_latest(connection: Connection, batch_id: int) -> None:
+    """Flag the current record of each client the batch named: the newest as-of date, ties
+    to the newest record.  The batch's records were written unflagged; a client's previous
+    current record is the newest of its older ones, so only the new records can take over."""
+    records = ClientRecord.__table__  # type: ignore[attr-defined]
+    other = records.alias("other")
+    newer = exists().where(
+        other.c.client_id == records.c.client_id,
+        or_(other.c.as_of > records.c.as_of, and_(other.c.as_of == records.c.as_of, other.c.id > records.c.id)),
+    )
+    connection.execute(update(records).where(records.c.batch_id == batch_id, ~newer).values(is_latest=True))
+    winners = sa_select(other.c.client_id).where(other.c.batch_id == batch_id, other.c.is_latest.is_(True))
+    connection.execute(
+        update(records)
+        .where(records.c.is_latest.is_(True), records.c.batch_id != batch_id, records.c.client_id.in_(winners))
+        .values(is_latest=False)
+    )
+
+
+Key = tuple[str, datetime | None]  # (client id, as-of date of a dated batch; None when undated)
 
 
 @dataclass
 class CarryForward:
-    """What a batch takes over from its clients' latest records: the columns it lacks."""
+    """What a batch takes over from earlier records: the columns it lacks, keyed like its rows
+    (``record_keys``); for an undated batch of outcomes only, the as-of date each client's
+    outcome attaches to; and, once stored, each stored row's as-of date."""
 
-    values: dict[str, dict[str, Any]] = field(default_factory=dict)  # client id -> {column: value}
+    values: dict[Key, dict[str, Any]] = field(default_factory=dict)  # row key -> {column: value}
     columns: list[str] = field(default_factory=list)  # every carried column, in first-seen order
-    unknown: list[str] = field(default_factory=list)  # clients with nothing to store (no features at all)
+    unknown: list[Key] = field(default_factory=list)  # rows with nothing to store (no features at all)
+    attached: dict[str, datetime] | None = None  # undated outcomes only: client id -> its latest as-of date
+    dates: list[datetime] = field(default_factory=list)  # as stored, one per row
+
+
+def record_keys(batch: ValidatedBatch) -> list[Key]:
+    """Each row's key: (client, as-of date) for a dated batch, (client, None) for an undated one."""
+    if batch.as_of is None:
+        return [(client_id, None) for client_id in batch.client_ids]
+    return list(zip(batch.client_ids, batch.as_of, strict=True))
 
 
 def stored_columns(connection: Connection) -> list[str]:
@@ -326,36 +417,73 @@ def stored_columns(connection: Connection) -> list[str]:
 
 
 def carry_forward(connection: Connection, batch: ValidatedBatch) -> CarryForward:
-    """The values each client's latest record has in columns this batch lacks.
+    """The values each row's earlier record has in columns this batch lacks.
 
-    A column the batch has is never carried, even where its cell is blank: the batch says the
-    value is now unknown.  With no feature columns at all (id and label only), a client
-    without a latest record has nothing to be scored or trained on, so it is listed as
-    unknown instead.  Read inside the write transaction, so the latest records cannot
-    change between this read and the write."""
+    The earlier record is the newest one of the same client *at the row's as-of date* for a
+    dated batch, and the client's latest record for an undated one.  A column the batch has is
+    never carried, even where its cell is blank: the batch says the value is now unknown.
+    With no feature columns at all (id and label only), a row without such a record has
+    nothing to be scored or trained on, so it is listed as unknown instead; an undated one
+    takes the as-of date of the record it completes.  Read inside the write transaction, so
+    the records cannot change between this read and the write."""
     brought = set(batch.column_types)
     absent = [name for name in stored_columns(connection) if name not in brought]
     carry = CarryForward()
-    if absent:
-        for client_id, data in _latest_data(connection, batch.client_ids):
+    found: set[Key] = set()
+    if not brought and batch.as_of is None:
+        carry.attached = {}
+    if absent or not brought:
+        if batch.as_of is None:
+            earlier: Iterable[tuple[str, datetime, dict[str, Any]]] = _latest_data(connection, batch.client_ids)
+        else:
+            earlier = _data_at(connection, record_keys(batch))
+        for client_id, as_of, data in earlier:
+            key: Key = (client_id, None if batch.as_of is None else as_of)
+            found.add(key)
+            if carry.attached is not None:
+                carry.attached[client_id] = as_of
             kept = {name: value for name, value in data.items() if name not in brought}
             if kept:
-                carry.values[client_id] = kept
+                carry.values[key] = kept
         carry.columns = list(dict.fromkeys(name for kept in carry.values.values() for name in kept))
     if not brought:
-        carry.unknown = [client_id for client_id in batch.client_ids if client_id not in carry.values]
+        carry.unknown = [key for key in record_keys(batch) if key not in found]
     return carry
 
 
-def _latest_data(connection: Connection, client_ids: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(client id, data) of the latest record of each given client that has one, oldest first.
+_DATE_FILTER = 100  # a batch with at most this many dates looks its records up by date and id
+
+
+def _data_at(connection: Connection, keys: Sequence[Key]) -> Iterator[tuple[str, datetime, dict[str, Any]]]:
+    """(client id, as-of, data) of the newest record at each wanted (client, as-of) pair that
+    has one.  Looked up by client id in chunks (and by date, the leading column of the
+    ``(as_of, client_id)`` index, when the batch has few dates)."""
+    records = ClientRecord.__table__  # type: ignore[attr-defined]
+    wanted = set(keys)
+    dates = sorted({as_of for _, as_of in keys if as_of is not None})
+    ids = list(dict.fromkeys(client_id for client_id, _ in keys))
+    query = sa_select(records.c.client_id, records.c.as_of, type_coerce(records.c.data, Text)).order_by(records.c.id)
+    if len(dates) <= _DATE_FILTER:
+        query = query.where(records.c.as_of.in_(dates))
+    newest: dict[tuple[str, datetime], Any] = {}
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        part = ids[start : start + _LOOKUP_CHUNK]
+        for client_id, as_of, data in connection.execute(query.where(records.c.client_id.in_(part))):
+            if (client_id, as_of) in wanted:
+                newest[(client_id, as_of)] = data  # ordered by id: the newest record wins
+    for (client_id, as_of), data in newest.items():
+        yield client_id, as_of, (data if isinstance(data, dict) else json.loads(data)) or {}
+
+
+def _latest_data(connection: Connection, client_ids: Sequence[str]) -> Iterator[tuple[str, datetime, dict[str, Any]]]:
+    """(client id, as-of, data) of the latest record of each given client that has one, oldest first.
 
     A batch that names a large share of the store reads every latest record once (a scan
     beats thousands of index look-ups); a small one looks its clients up by id.  The JSON is
     decoded here rather than by SQLAlchemy, which costs several times more per row."""
     records = ClientRecord.__table__  # type: ignore[attr-defined]
     query = (
-        sa_select(records.c.client_id, type_coerce(records.c.data, Text))
+        sa_select(records.c.client_id, records.c.as_of, type_coerce(records.c.data, Text))
         .where(records.c.is_latest.is_(True))
         .order_by(records.c.id)
     )
@@ -371,39 +499,44 @@ def _latest_data(connection: Connection, client_ids: Sequence[str]) -> Iterator[
         for start in range(0, len(client_ids), _LOOKUP_CHUNK):
             part = client_ids[start : start + _LOOKUP_CHUNK]
             rows.extend(connection.execute(query.where(records.c.client_id.in_(part))))
-    for client_id, data in rows:
-        yield client_id, (data if isinstance(data, dict) else json.loads(data)) or {}
+    for client_id, as_of, data in rows:
+        yield client_id, as_of, (data if isinstance(data, dict) else json.loads(data)) or {}
 
 
 def _apply_carry(batch: ValidatedBatch, carry: CarryForward, schema: Schema, source_name: str) -> ValidatedBatch:
-    """The batch as it will be stored: clients with nothing to store left out (or the whole
-    batch refused when that is every client), and warnings that say what was carried."""
+    """The batch as it will be stored: rows with nothing to store left out (or the whole
+    batch refused when that is every row), and warnings that say what was carried."""
     if carry.unknown and len(carry.unknown) == batch.rows:
         raise _no_known_clients(batch, schema, source_name)
     if carry.unknown:
         unknown = set(carry.unknown)
-        keep = np.array([client_id not in unknown for client_id in batch.client_ids], dtype=bool)
+        keep = np.array([key not in unknown for key in record_keys(batch)], dtype=bool)
         labels = batch.labels
         batch = replace(
             batch,
             client_ids=[client_id for client_id, kept in zip(batch.client_ids, keep, strict=True) if kept],
             labels=None if labels is None else [y for y, kept in zip(labels, keep, strict=True) if kept],
             data=batch.data.iloc[keep],
+            as_of=None if batch.as_of is None else [d for d, kept in zip(batch.as_of, keep, strict=True) if kept],
         )
     carried = set(carry.columns)
     # "missing since the previous batch" is answered by the carried values; say that once.
     warnings: list[Note] = [
         w for w in batch.warnings if not (w["column"] in carried and w["message"].startswith("missing:"))
     ]
+    dated = batch.as_of is not None
     if carry.columns:
+        source = "each client's record at the same as-of date" if dated else "each client's previous record"
         warnings.append({"column": None, "message": (
-            f"not in this batch, carried forward from each client's previous record "
-            f"({len(carry.values)} of {batch.rows} clients): "
+            f"not in this batch, carried forward from {source} "
+            f"({len(carry.values)} of {batch.rows} {'rows' if dated else 'clients'}): "
             f"{_names(carry.columns)}")})
     if carry.unknown:
+        examples = _shown([client_id for client_id, _ in carry.unknown[:_EXAMPLES]])
+        record = "no record of them at their as-of date" if dated else "no record of them"
         warnings.append({"column": schema.id_column, "message": (
             f"{len(carry.unknown)} client(s) not stored: this batch has no feature columns and the store has "
-            f"no record of them, so there is nothing to score or train on (e.g. {_shown(carry.unknown[:_EXAMPLES])}). "
+            f"{record}, so there is nothing to score or train on (e.g. {examples}). "
             "Send their features first, then their outcomes in a new file")})
     return replace(batch, warnings=warnings)
 
@@ -418,12 +551,18 @@ def _names(columns: Sequence[str], limit: int = 12) -> str:
 
 
 def _no_known_clients(batch: ValidatedBatch, schema: Schema, source_name: str) -> IngestRejected:
+    if batch.as_of is not None:
+        dates = sorted(set(batch.as_of))
+        when = f"{dates[0]:%Y-%m-%d}" if len(dates) == 1 else f"{dates[0]:%Y-%m-%d} to {dates[-1]:%Y-%m-%d}"
+        where = f"has a record at its as-of date ({when}) in the store"
+        hint = "Send the clients' features for that date first, or check the as-of date"
+    else:
+        where, hint = "is in the store", "Send the clients' features first (a CRM export), then their outcomes"
     return reject(
-        f"{source_name}: none of the {batch.rows} client(s) is in the store (e.g. "
+        f"{source_name}: none of the {batch.rows} client(s) {where} (e.g. "
         f"{_shown(batch.client_ids[:_EXAMPLES])}), and the batch has no feature columns, only "
         f"{schema.id_column!r}" + (f" and {schema.label_column!r}" if batch.labelled else "")
-        + ": there is nothing to score or train on. Send the clients' features first (a CRM export), then "
-        "their outcomes; or check the id column",
+        + f": there is nothing to score or train on. {hint}; or check the id column",
         "unknown_clients",
         column=schema.id_column,
         examples=batch.client_ids[:_EXAMPLES],
@@ -454,15 +593,17 @@ def json_values(series: pd.Series, kind: str, *, whole: bool | None = None) -> l
     return out
 
 
-_RECORD_COLUMNS = "client_id, batch_id, observed_at, is_latest, label, data"
+_RECORD_COLUMNS = "client_id, batch_id, observed_at, as_of, is_latest, label, data"
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime in SQLite
 
 
 def _write_records(
     connection: Connection, dialect: str, batch: ValidatedBatch, batch_id: int, now: datetime,
-    carried: dict[str, dict[str, Any]] | None = None,
+    dates: Sequence[datetime], carried: Sequence[dict[str, Any]],
 ) -> None:
-    """Insert the records on the session's own connection, so inside its transaction.
+    """Insert the records on the session's own connection, so inside its transaction; not yet
+    flagged as current (``refresh_latest`` decides that).  ``dates`` and ``carried`` hold one
+    entry per row: its as-of date and the values it takes over from an earlier record.
 
     The ORM and even SQLAlchemy's per-row parameter processing cost more than the database
     itself for a large batch: PostgreSQL gets COPY FROM STDIN, SQLite a plain executemany."""
@@ -470,23 +611,23 @@ def _write_records(
     if dialect == "postgresql":
         raw: Any = connection.connection.dbapi_connection
         with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({_RECORD_COLUMNS}) FROM STDIN") as copy:
-            for chunk in _record_chunks(batch, carried or {}):
-                for client_id, label, data in chunk:
-                    copy.write_row((client_id, batch_id, now, True, label, data))
+            for chunk in _record_chunks(batch, dates, carried):
+                for client_id, as_of, label, data in chunk:
+                    copy.write_row((client_id, batch_id, now, as_of, False, label, data))
         return
     stamp = now.strftime(_SQLITE_DATETIME)
-    sql = f"INSERT INTO {table} ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
-    for chunk in _record_chunks(batch, carried or {}):
-        connection.exec_driver_sql(sql, [(client_id, batch_id, stamp, 1, label, data)
-                                         for client_id, label, data in chunk])
+    sql = f"INSERT INTO {table} ({_RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    for chunk in _record_chunks(batch, dates, carried):
+        connection.exec_driver_sql(sql, [(client_id, batch_id, stamp, as_of.strftime(_SQLITE_DATETIME), 0, label,
+                                          data) for client_id, as_of, label, data in chunk])
 
 
 def _record_chunks(
-    batch: ValidatedBatch, carried: dict[str, dict[str, Any]]
-) -> Iterator[list[tuple[str, int | None, str]]]:
-    """(client id, label, data as JSON text), a chunk at a time, so a large batch never
-    exists twice as Python objects.  ``carried``: per client, the values of columns the
-    batch lacks, stored after the batch's own."""
+    batch: ValidatedBatch, dates: Sequence[datetime], carried: Sequence[dict[str, Any]]
+) -> Iterator[list[tuple[str, datetime, int | None, str]]]:
+    """(client id, as-of, label, data as JSON text), a chunk at a time, so a large batch never
+    exists twice as Python objects.  ``carried``: per row, the values of columns the batch
+    lacks, stored after the batch's own."""
     names = list(batch.data.columns)
     kinds = [batch.column_types[name] for name in names]
     # Decided per column over the whole batch, so one column is never int in one chunk and float in the next.
@@ -499,8 +640,10 @@ def _record_chunks(
         columns = [json_values(part[name], kind, whole=w) for name, kind, w in zip(names, kinds, whole, strict=True)]
         cells = zip(*columns, strict=True) if columns else iter([()] * (stop - start))
         yield [
-            (client_id, label, encode({**dict(zip(names, row, strict=True)), **carried.get(client_id, {})}))
-            for client_id, label, row in zip(batch.client_ids[start:stop], labels[start:stop], cells, strict=True)
+            (client_id, as_of, label, encode({**dict(zip(names, row, strict=True)), **extra}))
+            for client_id, as_of, label, row, extra in zip(
+                batch.client_ids[start:stop], dates[start:stop], labels[start:stop], cells, carried[start:stop],
+                strict=True)
         ]
 
 
@@ -516,6 +659,8 @@ __all__ = [
     "ingest_frame",
     "json_values",
     "load_history",
+    "record_keys",
+    "refresh_latest",
     "stored_columns",
     "whole_numbers",
 ]

@@ -1,8 +1,12 @@
-"""Which columns are the id, the label and the churn value: given once, then remembered.
+"""Which columns are the id, the label, the churn value and the as-of date: given once, then
+remembered.
 
 The first ingested batch fixes the schema of a store.  Later commands may omit the schema
 flags; a command that *explicitly* names a different id, label or positive label is refused,
 because mixing two datasets in one store would silently corrupt training and monitoring.
+The as-of column (``CHURNGUARD_AS_OF_COLUMN``) follows the same rule once one is remembered;
+a store that never named one (its batches were dated by ``--as-of`` or the ingest time)
+takes the first one a batch names.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class Schema:
     label_column: str
     positive_label: str
     ignore_columns: tuple[str, ...] = field(default_factory=tuple)
+    as_of_column: str = ""  # "" = rows are dated by ``ingest --as-of`` or the ingest time
 
     def ignores(self, column: str) -> bool:
         return column in self.ignore_columns
@@ -39,6 +44,7 @@ class Schema:
             "label_column": self.label_column,
             "positive_label": self.positive_label,
             "ignore_columns": list(self.ignore_columns),
+            "as_of_column": self.as_of_column,
         }
 
 
@@ -73,12 +79,32 @@ def resolve_schema(session: Session, requested: Schema, explicit: Collection[str
                 requested=wanted,
             )
     ignore = requested.ignore_columns if "ignore_columns" in explicit else tuple(stored.ignore_columns)
-    return Schema(stored.id_column, stored.label_column, stored.positive_label, tuple(ignore))
+    return Schema(stored.id_column, stored.label_column, stored.positive_label, tuple(ignore),
+                  _as_of_column(stored.as_of_column, requested, explicit))
+
+
+def _as_of_column(have: str, requested: Schema, explicit: Collection[str]) -> str:
+    """The remembered as-of column; an explicit different one is refused once one is
+    remembered, and adopted while none is (an empty request names nothing)."""
+    wanted = requested.as_of_column if "as_of_column" in explicit else ""
+    if not wanted:
+        return have
+    if have and wanted != have:
+        raise SchemaConflict(
+            f"this store remembers as-of column {have!r} from an earlier batch, but {wanted!r} was requested "
+            f"(CHURNGUARD_AS_OF_COLUMN). Drop the variable to use the remembered column, or point "
+            f"CHURNGUARD_HOME (or CHURNGUARD_DATABASE_URL) at a new store for a different dataset.",
+            setting="as_of_column",
+            remembered=have,
+            requested=wanted,
+        )
+    return wanted
 
 
 def remember_schema(session: Session, schema: Schema, batch_id: int | None) -> None:
     """Store the schema of the first batch (inside the caller's transaction), or refresh the
-    remembered ignore list when the user changed it explicitly."""
+    remembered ignore list when the user changed it explicitly, or remember the first as-of
+    column named."""
     stored = remembered_schema(session)
     if stored is None:
         session.add(
@@ -88,10 +114,18 @@ def remember_schema(session: Session, schema: Schema, batch_id: int | None) -> N
                 positive_label=schema.positive_label,
                 ignore_columns=list(schema.ignore_columns),
                 first_batch_id=batch_id,
+                as_of_column=schema.as_of_column,
             )
         )
-    elif list(stored.ignore_columns) != list(schema.ignore_columns):
+        return
+    changed = False
+    if list(stored.ignore_columns) != list(schema.ignore_columns):
         stored.ignore_columns = list(schema.ignore_columns)
+        changed = True
+    if not stored.as_of_column and schema.as_of_column:
+        stored.as_of_column = schema.as_of_column
+        changed = True
+    if changed:
         session.add(stored)
 
 
@@ -102,9 +136,10 @@ def schema_from_settings(settings: object) -> tuple[Schema, set[str]]:
         label_column=getattr(settings, "label_column"),  # noqa: B009
         positive_label=getattr(settings, "positive_label"),  # noqa: B009
         ignore_columns=tuple(getattr(settings, "ignore_columns")),  # noqa: B009
+        as_of_column=str(getattr(settings, "as_of_column", "") or "").strip(),
     )
     fields_set: set[str] = set(getattr(settings, "model_fields_set", set()))
-    return schema, fields_set & {"id_column", "label_column", "positive_label", "ignore_columns"}
+    return schema, fields_set & {"id_column", "label_column", "positive_label", "ignore_columns", "as_of_column"}
 
 
 __all__ = ["Schema", "remember_schema", "remembered_schema", "resolve_schema", "schema_from_settings"]

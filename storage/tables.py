@@ -18,7 +18,8 @@ from sqlmodel import Field, SQLModel
 
 # 2: model folders are stored relative to the models folder (migration relative_model_dirs);
 # release 0.1.0, which reads them as absolute paths, refuses such a store instead of finding no model.
-SCHEMA_VERSION = 2
+# 3: client records carry their as-of date (migration client_as_of_dates).
+SCHEMA_VERSION = 3
 
 
 def utcnow() -> datetime:
@@ -52,6 +53,9 @@ class DatasetSchema(SQLModel, table=True):
     ignore_columns: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     created_at: NaiveDatetime = Field(default_factory=utcnow)
     first_batch_id: int | None = None
+    # The column holding each row's as-of date ("" = none named yet: rows are dated by
+    # ``ingest --as-of`` or the ingest time).  Not a feature: it is never stored in ``data``.
+    as_of_column: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class Batch(SQLModel, table=True):
@@ -69,21 +73,59 @@ class Batch(SQLModel, table=True):
     positives: int | None = None
     status: str = Field(default="stored")
     warnings: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # Columns its records took over from earlier records (``storage.ingest.carry_forward``):
+    # ``columns`` says what the batch itself brought, this what its records hold besides.
+    carried_columns: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]"))
 
 
 class ClientRecord(SQLModel, table=True):
-    """One client as one batch described it.  ``is_latest`` marks the current record;
-    older ones stay as history for training and for realised-recall monitoring."""
+    """One client as one batch described it at one date.
+
+    ``as_of`` is the date the record's features describe (a label means "left within the
+    churn horizon after it"); ``observed_at`` is when the record was stored.  ``is_latest``
+    marks the current record: the one with the newest ``as_of`` (ties: the newest record).
+    Older ones stay as history for training and for realised-recall monitoring.
+
+    The ``(as_of, client_id)`` index leads with the date because snapshot frames read one
+    date at a time (``storage.snapshots``); the pair lookups of ingestion use both columns,
+    and per-client look-ups have ``client_id``'s own index."""
 
     __tablename__ = "client_record"
-    __table_args__ = (Index("ix_client_record_client_latest", "client_id", "is_latest"),)
+    __table_args__ = (
+        Index("ix_client_record_client_latest", "client_id", "is_latest"),
+        Index("ix_client_record_as_of_client", "as_of", "client_id"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     client_id: str = Field(index=True, max_length=200)
     batch_id: int = Field(foreign_key="batch.id", index=True)
     observed_at: NaiveDatetime = Field(default_factory=utcnow)
+    as_of: NaiveDatetime
     is_latest: bool = Field(default=True)
     label: int | None = None
     data: dict[str, Any] = _json()
+
+
+class ChurnList(SQLModel, table=True):
+    """One ingested churn list (``ingest --kind churns``) and the date up to which it is
+    complete: its ``--as-of`` date, else the time it was ingested.  A client the lists do not
+    name stayed up to the newest such date."""
+
+    __tablename__ = "churn_list"
+    batch_id: int = Field(foreign_key="batch.id", primary_key=True)
+    complete_until: NaiveDatetime
+
+
+class ClientChurn(SQLModel, table=True):
+    """When a client left, from a churn list: one date per client (a later list's date
+    replaces an earlier one, as a correction).  Labels of any as-of date follow from it
+    (``storage.churns``)."""
+
+    __tablename__ = "client_churn"
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(index=True, unique=True, max_length=200)
+    churn_at: NaiveDatetime
+    batch_id: int = Field(foreign_key="batch.id", index=True)
 
 
 class ModelVersion(SQLModel, table=True):

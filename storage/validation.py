@@ -13,6 +13,7 @@ import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -58,6 +59,8 @@ class ValidatedBatch:
     column_types: dict[str, str]
     warnings: list[Note]
     negative_label: str | None = None
+    # One as-of date per row (the file's as-of column or ``--as-of``); None: dated when stored.
+    as_of: list[datetime] | None = None
 
     @property
     def labelled(self) -> bool:
@@ -86,8 +89,13 @@ def _shown(values: Sequence[object]) -> str:
     return ", ".join(repr(v) for v in values)
 
 
-def validate(table: Table, schema: Schema, history: History) -> ValidatedBatch:
-    """Check a parsed batch against the schema and what the store holds; refuse or annotate."""
+def validate(table: Table, schema: Schema, history: History,
+             as_of: Sequence[datetime] | None = None) -> ValidatedBatch:
+    """Check a parsed batch against the schema and what the store holds; refuse or annotate.
+
+    ``as_of``: each row's as-of date (``storage.asof``; the table no longer holds that
+    column).  A client may then appear once per date: only a repeated (client, date) pair
+    is a duplicate."""
     frame = table.frame
     name = table.source_name
     columns = [str(c) for c in frame.columns]
@@ -97,7 +105,7 @@ def validate(table: Table, schema: Schema, history: History) -> ValidatedBatch:
     _check_id_column(frame, columns, schema, name)
     _check_all_null(frame, columns, name)
     ids = frame[schema.id_column]
-    _check_ids(ids, schema.id_column, name)
+    _check_ids(ids, schema.id_column, name, as_of)
 
     warnings: list[Note] = list(table.notes)
     labels: list[int] | None = None
@@ -139,6 +147,7 @@ def validate(table: Table, schema: Schema, history: History) -> ValidatedBatch:
         column_types=types,
         warnings=warnings,
         negative_label=negative,
+        as_of=None if as_of is None else list(as_of),
     )
 
 
@@ -175,7 +184,7 @@ def _check_all_null(frame: pd.DataFrame, columns: list[str], name: str) -> None:
         )
 
 
-def _check_ids(ids: pd.Series, column: str, name: str) -> None:
+def _check_ids(ids: pd.Series, column: str, name: str, as_of: Sequence[datetime] | None = None) -> None:
     blank = ids.isna()
     if blank.any():
         raise reject(
@@ -211,17 +220,22 @@ def _check_ids(ids: pd.Series, column: str, name: str) -> None:
             row_kind="data row",
             examples=examples,
         )
-    repeated = ids.duplicated(keep=False)
+    dated = as_of is not None and len(set(as_of)) > 1
+    keys = pd.Series(list(zip(ids.tolist(), as_of, strict=True)), index=ids.index) if dated and as_of else ids
+    repeated = keys.duplicated(keep=False)
     if repeated.any():
         values = ids[repeated]
         examples = list(dict.fromkeys(values.tolist()))[:_EXAMPLES]
         where = []
-        for value in examples[:3]:
-            rows = _rows(ids == value, limit=4)
-            where.append(f"{value!r} at data rows {', '.join(map(str, rows))}")
+        for key in list(dict.fromkeys(keys[repeated].tolist()))[:3]:
+            rows = _rows(keys == key if not dated else keys.map(lambda k, key=key: k == key), limit=4)
+            shown = f"{key[0]!r} at {key[1]:%Y-%m-%d %H:%M}" if dated else repr(key)
+            where.append(f"{shown} at data rows {', '.join(map(str, rows))}")
+        once = "each client once per as-of date" if dated else "each client once"
         raise reject(
-            f"{name}: {int(ids.duplicated().sum())} client id(s) repeat in column {column!r}: "
-            f"{'; '.join(where)} (row 1 = first row after the header). One batch must hold each client once",
+            f"{name}: {int(keys.duplicated().sum())} client id(s) repeat in column {column!r}"
+            f"{' with the same as-of date' if dated else ''}: "
+            f"{'; '.join(where)} (row 1 = first row after the header). One batch must hold {once}",
             "duplicate_ids",
             column=column,
             rows=_rows(repeated, limit=10),

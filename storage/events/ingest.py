@@ -63,6 +63,7 @@ _PAST_ONLY = {
     "purchases": ("timestamp",),
     "tickets": ("opened_at", "closed_at"),
     "usage": ("timestamp",),
+    "churns": ("churn_date",),
 }
 _ORDERED = {"clients": ("signup_date", "churn_date"), "subscriptions": ("start", "end"),
             "tickets": ("opened_at", "closed_at")}
@@ -617,6 +618,11 @@ def ingest_events(
     limits = limits or Limits()
     now = utcnow() if now is None else (now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now)
     path = Path(path)
+    if kind == "churns":  # departures of the client table's clients, not an event table
+        from storage.churns import ingest_churns
+
+        return ingest_churns(db, path, mapping=mapping, now=now, limits=limits,
+                             future_tolerance=future_tolerance)
     if kind in APPEND_ONLY:
         from storage.events.append import ingest_append_only
 

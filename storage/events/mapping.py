@@ -68,6 +68,8 @@ KINDS: dict[str, KindSpec] = {
     ),
     # A lookup, not events: names the codes of usage's event_type column (see ``types``).
     "event_types": KindSpec(required=("event_type", "name"), optional=(), times=()),
+    # Departures of the flat client table's clients, not events (``storage.churns``).
+    "churns": KindSpec(required=("client_id", "churn_date"), optional=(), times=("churn_date",)),
 }
 
 _ALIASES = {
@@ -83,6 +85,10 @@ _ALIASES = {
     "event": "usage",
     "event_type": "event_types",
     "event_type_names": "event_types",
+    "churn": "churns",
+    "churn_list": "churns",
+    "churn_lists": "churns",
+    "departures": "churns",
 }
 
 

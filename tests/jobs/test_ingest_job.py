@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from datetime import datetime
 
 import pytest
 
@@ -189,6 +190,26 @@ def test_an_explicit_schema_that_conflicts_with_the_store_rejects_the_file(setti
     assert "1 rejected" in report.summary
     assert "remembers id column 'customerID'" in (settings.inbox_dir / "rejected" / "second.csv.error.txt").read_text()
     assert len(batches(db)) == 1
+
+
+def test_inbox_files_are_dated_by_the_as_of_column_setting(settings, db):
+    dated = Settings(database_url=db.url, as_of_column="snapshot")
+    runner = JobRunner(dated, db, RecordingNotifier())
+    rows = telco_rows(0, 20).splitlines(keepends=True)
+    content = "".join([f"snapshot,{rows[0]}", *(f"31.03.2024,{line}" for line in rows[1:])])
+    drop(dated, "crm_2024_03.csv", content)
+
+    [report] = runner.run_sync("ingest", follow=False)
+
+    assert report.outcome == "ok" and "1 batch(es) stored" in report.summary
+    with db.read_session() as session:
+        from sqlmodel import select
+
+        from storage.tables import ClientRecord
+
+        stored = session.exec(select(ClientRecord)).all()
+    assert len(stored) == 20 and {r.as_of for r in stored} == {datetime(2024, 3, 31)}
+    assert all("snapshot" not in r.data for r in stored)
 
 
 def test_the_inbox_folders_are_created(settings, db, runner):

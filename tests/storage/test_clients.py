@@ -106,8 +106,10 @@ def test_labelled_history_has_outcomes_with_their_batch_and_time(store):
     only_b = labelled_history(store, client_ids=["b"])
     future = labelled_history(store, since=utcnow() + timedelta(days=1))
 
-    assert list(history.columns) == ["client_id", "batch_id", "observed_at", "label"]
+    assert list(history.columns) == ["client_id", "batch_id", "observed_at", "label", "as_of"]
     assert history["client_id"].tolist() == ["a", "b", "c", "b", "d"]
+    # Undated batches describe the day they were stored: the outcome refers to that date.
+    assert (history["as_of"] == history["observed_at"]).all()
     assert only_b["label"].tolist() == [0, 1]
     assert only_b["batch_id"].is_monotonic_increasing
     assert pd.api.types.is_datetime64_any_dtype(history["observed_at"])

@@ -191,3 +191,76 @@ def test_status_counts_the_event_tables_and_says_up_to_when_they_are_complete(cl
     assert events["subscriptions"] > 300 and events["usage"] > 10_000
     assert events["data_end"].startswith("2025-12")
     assert code == 0 and "events:   300 clients" in out and "complete to 2025-12" in out
+
+
+def test_ingest_as_of_dates_the_file_and_reports_the_dates_and_their_source(cli, store, tmp_path):
+    code, out, _ = cli("ingest", write(tmp_path, "jan.csv", SMALL), "--as-of", "2024-01-31", "--json")
+    report = json.loads(out)
+
+    assert code == 0
+    assert report["as_of"] == {"first": "2024-01-31T00:00:00", "last": "2024-01-31T00:00:00", "count": 1}
+    assert report["as_of_source"] == "flag"
+    code, out, _ = cli("ingest", write(tmp_path, "feb.csv", "customerID,tenure,plan\nA,2,basic\n"))
+    assert code == 0 and "As of " in out and "(the ingest time)" in out
+
+
+def test_the_as_of_column_setting_dates_rows_and_the_schema_remembers_it(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("CHURNGUARD_AS_OF_COLUMN", " month ")
+    code, out, err = cli("ingest", write(tmp_path, "m.csv", "customerID,month,tenure\nA,2024-01-31,1\n"
+                                                            "A,2024-02-29,2\n"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["as_of"]["count"] == 2 and json.loads(out)["as_of_source"] == "column"
+
+    monkeypatch.delenv("CHURNGUARD_AS_OF_COLUMN")
+    code, out, _ = cli("schema")
+    assert "as-of column:    month" in out
+    assert json.loads(cli("schema", "--json")[1])["schema"]["as_of_column"] == "month"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("--as-of", "yesterday"), "--as-of: 'yesterday' is not a date"),
+    (("--as-of", "2199-01-01"), "in the future"),
+    (("--kind", "usage", "--as-of", "2024-01-31"), "--as-of dates a client table or a churn list"),
+])
+def test_a_bad_as_of_is_one_clear_line_and_stores_nothing(cli, store, tmp_path, args, message):
+    path = write(tmp_path, "jan.csv", SMALL)
+    before = store.row_counts()
+
+    code, out, err = cli("ingest", path, *args)
+
+    assert code == 2 and out == "" and err.count("\n") == 1 and message in err
+    assert store.row_counts() == before
+
+
+def test_churn_lists_through_the_command_line(cli, store, tmp_path):
+    cli("ingest", write(tmp_path, "jan.csv", SMALL), "--as-of", "2024-01-31")
+    path = write(tmp_path, "left.csv", "cust,left\nA,2024-02-10\n")
+
+    code, out, err = cli("ingest", path, "--kind", "churns", "--map", "client_id=cust,churn_date=left",
+                         "--as-of", "2024-02-29", "--json")
+    report = json.loads(out)
+
+    assert code == 0, err
+    assert report["kind"] == "churns" and report["clients"] == 1 and report["complete_until"].startswith("2024-02-29")
+    code, out, _ = cli("ingest", write(tmp_path, "bad.csv", "customerID,churn_date\nNOBODY,2024-02-10\n"),
+                       "--kind", "churns")
+    assert code == 2 and out == ""
+    status = json.loads(cli("status", "--json")[1])["as_of"]["churn_lists"]
+    assert (status["lists"], status["departures"]) == (1, 1) and status["complete_until"].startswith("2024-02-29")
+    assert "churns:   1 departures from 1 churn list(s), complete to 2024-02-29 00:00" in cli("status")[1]
+    code, out, _ = cli("ingest", path, "--mapping", str(tmp_path / "m.toml"))
+    assert code == 2
+
+
+def test_status_shows_the_as_of_dates_and_how_many_have_known_outcomes(cli, store, tmp_path):
+    cli("ingest", write(tmp_path, "jan.csv", SMALL), "--as-of", "2024-01-31")
+    cli("ingest", write(tmp_path, "feb.csv", "customerID,tenure,plan\nA,2,basic\nB,21,pro\n"), "--as-of", "2024-02-29")
+
+    payload = json.loads(cli("status", "--json")[1])["as_of"]
+    code, out, _ = cli("status")
+
+    assert (payload["dates"], payload["labelled_dates"], payload["horizon_days"]) == (2, 1, 30)
+    assert payload["first"].startswith("2024-01-31") and payload["last"].startswith("2024-02-29")
+    assert code == 0
+    assert "as of:    2 dates, 2024-01-31 to 2024-02-29 (1 with known outcomes, the last 2024-01-31; horizon 30 days)" \
+        in out

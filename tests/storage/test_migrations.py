@@ -3,6 +3,8 @@ upgrades in place on SQLite and PostgreSQL, keeping every row; a newer store is 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import text
 
@@ -73,3 +75,70 @@ def test_a_store_migrated_by_a_newer_release_is_refused(db_url):
         second.create_schema()
 
     assert "newer ChurnGuard" in str(caught.value) and "9999" in str(caught.value)
+
+
+def _restored(engine: str, tmp_path):
+    url = restore(engine, tmp_path / "home")
+    return url, Database(url)
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_an_upgraded_release_store_dates_each_record_by_its_ingest_time_and_matches_the_tables(engine, tmp_path):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    from storage.schema import Schema
+    from storage.snapshots import as_of_dates, snapshot_frame
+
+    url, db = _restored(engine, tmp_path)
+    try:
+        with db.engine.connect() as connection:
+            before = connection.execute(text(
+                "SELECT id, observed_at, is_latest FROM client_record ORDER BY id")).all()
+        db.create_schema()
+        with db.engine.connect() as connection:
+            after = connection.execute(text(
+                "SELECT id, as_of, is_latest FROM client_record ORDER BY id")).all()
+            schema_column = connection.execute(text("SELECT as_of_column FROM dataset_schema")).scalar_one()
+            carried = connection.execute(text("SELECT carried_columns FROM batch WHERE kind = 'clients'")).all()
+            differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+        dates = as_of_dates(db, horizon_days=30)
+        frame = snapshot_frame(db, Schema("customerID", "Churn", "Yes"), horizon_days=30, labelled_only=True)
+    finally:
+        db.dispose()
+        if engine == "postgresql":
+            drop_pg_schema(url)
+
+    assert after == before and len(after) == COUNTS["client_record"]  # as_of = observed_at, flags kept
+    assert schema_column == "" and {str(c) for (c,) in carried} <= {"[]"}
+    assert differences == []  # the upgraded store has exactly the tables a new store gets
+    assert [(d.rows, d.labelled) for d in dates] == [(600, 600), (99, 0)]
+    assert len(frame) == 600 and frame["Churn"].dtype == "int64"
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_the_upgrade_recovers_which_columns_old_batches_carried_forward(engine, tmp_path):
+    url, db = _restored(engine, tmp_path)
+    note = '[{"column": null, "message": "not in this batch, carried forward from each client\'s previous record ' \
+           '(1 of 1 clients): tenure, Contract"}]'
+    try:
+        with db.engine.begin() as connection:  # an outcomes-only batch as release 0.1.0 stored it
+            batch_id = connection.execute(text(
+                "INSERT INTO batch (source_name, kind, received_at, row_count, sha256, columns, labelled, positives, "
+                "status, warnings) VALUES ('out.csv', 'clients', '2026-01-01 00:00:00', 1, :sha, '{}', :yes, 1, "
+                "'stored', :note) RETURNING id"), {"sha": "f" * 64, "yes": True, "note": note}).scalar_one()
+            connection.execute(text(
+                "INSERT INTO client_record (client_id, batch_id, observed_at, is_latest, label, data) "
+                "VALUES ('7590-VHVEG', :batch, '2026-01-01 00:00:00', :no, 1, :data)"),
+                {"batch": batch_id, "no": False, "data": '{"tenure": 1, "Contract": "Month-to-month"}'})
+        db.create_schema()
+        with db.engine.connect() as connection:
+            carried = connection.execute(text("SELECT carried_columns FROM batch WHERE id = :id"),
+                                         {"id": batch_id}).scalar_one()
+    finally:
+        db.dispose()
+        if engine == "postgresql":
+            drop_pg_schema(url)
+
+    assert (carried if isinstance(carried, list) else json.loads(carried)) == ["tenure", "Contract"]

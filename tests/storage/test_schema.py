@@ -84,4 +84,5 @@ def test_schema_from_settings_reports_only_what_the_user_set(home):
 
 def test_as_dict_is_json_ready():
     assert BANK.as_dict() == {"id_column": "CLIENTNUM", "label_column": "Attrition_Flag",
-                              "positive_label": "Attrited Customer", "ignore_columns": ["Naive_Bayes_1"]}
+                              "positive_label": "Attrited Customer", "ignore_columns": ["Naive_Bayes_1"],
+                              "as_of_column": ""}
