@@ -33,8 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, insert
-from sqlmodel import select
+from sqlalchemy import insert
 
 from model.artifact import ChurnModel, Contribution
 from model.reasons import (
@@ -51,16 +50,16 @@ from model.sources import (
     SCORED,
     UNKNOWN_CLIENT,
     DataSource,
+    RowSet,
     SnapshotSource,
     SourceConfig,
     source_for_model,
 )
-from storage.clients import CLIENTS
 from storage.db import Database
 from storage.errors import UserError
 from storage.ids import id_problem, visible
 from storage.schema import Schema, remembered_schema
-from storage.tables import Batch, Prediction, utcnow
+from storage.tables import Prediction, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -330,8 +329,8 @@ class Scorer:
         explained.  Equal probabilities list by id, as in ``top``."""
         serving = self.registry.serving()
         source = self.source(serving)
-        moment = source.scoring_date(as_of) or self._clients_as_of()
         sets = [rows for rows in source.scoring_rows(as_of=as_of) if len(rows)]
+        moment = source.scoring_date(as_of) or _newest(sets)
         model, threshold = serving.model, serving.threshold
         inputs = pd.concat([rows.inputs for rows in sets], ignore_index=True) if sets else pd.DataFrame()
         raw = (pd.concat([rows.raw if rows.raw is not None else rows.inputs for rows in sets], ignore_index=True)
@@ -393,11 +392,12 @@ class Scorer:
         return BatchRun(run, serving.version, scored_total, flagged_total, skipped, counts, serving.problems, departed)
 
 
-    def _clients_as_of(self) -> datetime | None:
-        """When the newest client-table batch arrived: the date a list from that table describes."""
-        with self.db.read_session() as session:
-            newest = session.exec(select(func.max(Batch.received_at)).where(Batch.kind == CLIENTS)).one()
-        return newest if isinstance(newest, datetime) else None
+
+def _newest(sets: Sequence[RowSet]) -> datetime | None:
+    """The newest as-of date of some rows: the date a list of each client's newest record describes."""
+    dates = [rows.as_of[~np.isnat(rows.as_of)] for rows in sets]
+    present = np.concatenate(dates) if dates else np.empty(0, dtype="datetime64[ns]")
+    return pd.Timestamp(present.max()).to_pydatetime() if len(present) else None
 
 
 def _predict_chunks(model: ChurnModel, frame: pd.DataFrame, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:

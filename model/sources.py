@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
+from sqlalchemy import and_, or_
 from sqlmodel import col, select
 
 from model.artifact import ChurnModel
@@ -44,18 +45,21 @@ from model.event_source import (
     model_inputs,
     model_record,
     model_spec,
+    parse_as_of,
     scoring_date,
 )
 from model.reasons import (
     departed_text,
     insufficient_history_text,
     no_event_history_text,
+    no_record_yet_text,
     not_active_text,
     unknown_client_text,
 )
 from model.rules import HistoryRule, parse_history_rule
 from model.validation import AS_OF
-from storage.clients import CLIENTS, column_types, get_latest, load_frame
+from storage.churns import CHURNS
+from storage.clients import CLIENTS, column_types, current_frame, current_record
 from storage.db import Database
 from storage.errors import UserError
 from storage.events.features import (
@@ -69,6 +73,7 @@ from storage.events.features import (
 from storage.events.labels import data_end, labels_as_of, left_on, observation_dates
 from storage.readers import NUMERIC
 from storage.schema import Schema, remembered_schema
+from storage.snapshots import Departure, as_of_dates, departures, snapshot_frame
 from storage.tables import Batch, ClientRecord
 
 SNAPSHOTS, EVENTS = "snapshots", "events"
@@ -280,15 +285,22 @@ class SnapshotSource(DataSource):
     # ---------------------------------------------------------------- training
     def training_data(self, *, progress: Progress | None = None,
                       batch_window: Sequence[int] | None = None) -> TrainingData:
+        """Every (client, as-of date) row whose outcome is known.  A date whose known outcomes
+        are all departures (a churn list that does not yet cover its whole horizon) is left
+        out: its stayers are not known yet, and learning from its churners alone would teach
+        the model that date means churn."""
         try:
             schema = self.schema
         except UserError:
             raise UserError("no data stored yet: run churnguard ingest FILE with a labelled CRM export first") from None
         if progress is not None:
-            progress("loading the labelled clients")
-        frame = load_frame(self.db, schema, labelled_only=True)
+            progress("loading the labelled clients at each as-of date")
+        dates = [d for d in as_of_dates(self.db, horizon_days=self.config.horizon_days) if d.labelled > d.positives]
         if batch_window is not None:
-            frame = _window(self.db, frame, schema, batch_window)
+            window = {int(b) for b in batch_window}
+            dates = [d for d in dates if window & set(d.batch_ids)]
+        frame = (snapshot_frame(self.db, schema, horizon_days=self.config.horizon_days, labelled_only=True,
+                                dates=[d.as_of for d in dates]) if dates else pd.DataFrame())
         if frame.empty:
             raise UserError("no labelled clients stored: ingest a CRM export that has the label column "
                             f"{schema.label_column!r}", label_column=schema.label_column)
@@ -301,47 +313,66 @@ class SnapshotSource(DataSource):
         return TrainingData(frame, schema, {"source": SNAPSHOTS}, batch_ids, leaks)
 
     def learnable_batches(self) -> list[int]:
+        """Labelled client batches and churn lists: either can settle outcomes."""
         with self.db.read_session() as session:
-            rows = session.exec(select(Batch.id).where(Batch.kind == CLIENTS, col(Batch.labelled).is_(True))
-                                .order_by(col(Batch.id))).all()
+            rows = session.exec(select(Batch.id).where(
+                or_(and_(col(Batch.kind) == CLIENTS, col(Batch.labelled).is_(True)), col(Batch.kind) == CHURNS))
+                .order_by(col(Batch.id))).all()
         return [int(r) for r in rows if r is not None]
 
     # ---------------------------------------------------------------- scoring
     def scoring_date(self, as_of: object = None) -> datetime | None:
-        if as_of is not None:
-            raise UserError("--as-of needs a model trained on event history; the serving model uses the client "
-                            "table, which has no dates: score without --as-of", as_of=str(as_of))
-        return None
+        """``as_of`` when given (each client's record of that date or the newest before it);
+        None: each client's newest record."""
+        if as_of is None or (isinstance(as_of, str) and not as_of.strip()):
+            return None
+        return parse_as_of(as_of)
 
     def lookup(self, client_id: str, *, as_of: object = None) -> Lookup:
-        self.scoring_date(as_of)
+        until = self.scoring_date(as_of)
         with self.db.read_session() as session:  # never waits behind an ingest (SQLite WAL)
-            record = get_latest(session, client_id)
+            record = current_record(session, client_id, until)
+            later = record is None and until is not None and current_record(session, client_id) is not None
         if record is None:
-            return Lookup(client_id, UNKNOWN_CLIENT, unknown_client_text(client_id))
-        if record.label == 1:
-            when = f"within {self.config.horizon_days} days after {record.observed_at:%Y-%m-%d}"
-            return Lookup(client_id, DEPARTED, departed_text(client_id, when), record_id=record.id,
-                          as_of=record.observed_at)
+            message = (no_record_yet_text(client_id, f"{until:%Y-%m-%d %H:%M}") if later and until is not None
+                       else unknown_client_text(client_id))
+            return Lookup(client_id, UNKNOWN_CLIENT, message, as_of=until)
+        gone = self._departed([client_id], until).get(client_id)
+        if gone is not None:
+            return Lookup(client_id, DEPARTED, departed_text(client_id, self._when(gone)), record_id=record.id,
+                          as_of=record.as_of)
         data = dict(record.data or {})
         rule = self.config.history_rule
         if rule is not None and rule.matches(data):
             return Lookup(client_id, INSUFFICIENT_HISTORY, insufficient_history_text(client_id, str(rule)),
-                          record_id=record.id)
-        return Lookup(client_id, SCORED, inputs=data, raw=data, record_id=record.id)
+                          record_id=record.id, as_of=record.as_of)
+        return Lookup(client_id, SCORED, inputs=data, raw=data, record_id=record.id, as_of=record.as_of)
+
+    def _departed(self, client_ids: Sequence[str] | None, until: datetime | None) -> dict[str, Departure]:
+        return departures(self.db, client_ids, horizon_days=self.config.horizon_days, until=until)
+
+    @staticmethod
+    def _when(gone: Departure) -> str:
+        if gone.left_on is not None:
+            return f"on {gone.left_on:%Y-%m-%d}"
+        assert gone.after is not None
+        return f"within {gone.horizon_days} days after {gone.after:%Y-%m-%d}"
 
     def scoring_rows(self, *, as_of: object = None, chunk_rows: int = 50_000,
                      keep_new: bool = False) -> Iterator[RowSet]:
-        self.scoring_date(as_of)
+        until = self.scoring_date(as_of)
         schema = self.schema
-        frame = load_frame(self.db, schema, labelled_only=False, latest_only=True)
+        frame = current_frame(self.db, schema, until=until)
         ids, labels, features = _split_frame(frame, schema)
+        dates = frame[AS_OF].to_numpy(dtype="datetime64[ns]") if AS_OF in frame.columns else np.full(
+            len(frame), np.datetime64("NaT"), dtype="datetime64[ns]")
         too_new = self._no_history(features)
-        gone = labels == 1  # a latest record labelled as churned: the client has left
+        gone = np.isin(ids, list(self._departed(None, until))) if len(ids) else np.zeros(0, dtype=bool)
         keep = ~gone if keep_new else ~too_new & ~gone
-        rows = RowSet("the latest record of every client", ids[keep], features.loc[keep].reset_index(drop=True),
-                      labels[keep], np.full(int(keep.sum()), np.datetime64("NaT"), dtype="datetime64[ns]"),
-                      skipped_no_history=0 if keep_new else int((too_new & ~gone).sum()), departed=int(gone.sum()))
+        name = "each client's newest record" + (f" up to {until:%Y-%m-%d %H:%M}" if until is not None else "")
+        rows = RowSet(name, ids[keep], features.loc[keep].reset_index(drop=True), labels[keep], dates[keep],
+                      when=until, skipped_no_history=0 if keep_new else int((too_new & ~gone).sum()),
+                      departed=int(gone.sum()))
         yield from _chunked(rows, chunk_rows)
 
     def _no_history(self, features: pd.DataFrame) -> np.ndarray:
@@ -358,7 +389,7 @@ class SnapshotSource(DataSource):
         table = ClientRecord.__table__  # type: ignore[attr-defined]
         from sqlalchemy import select as sa_select
 
-        query = sa_select(table.c.id, table.c.client_id, table.c.label, table.c.data, table.c.observed_at).where(
+        query = sa_select(table.c.id, table.c.client_id, table.c.label, table.c.data, table.c.as_of).where(
             table.c.batch_id == batch_id)
         with self.db.read_session() as session:
             rows = session.connection().execute(query.order_by(table.c.id)).all()
@@ -382,7 +413,7 @@ class SnapshotSource(DataSource):
             f"batch #{batch_id} ({batch.source_name})",
             np.array([str(row.client_id) for row in rows], dtype=object), features,
             np.array([np.nan if row.label is None else float(row.label) for row in rows], dtype=float),
-            pd.to_datetime(pd.Series([row.observed_at for row in rows], dtype=object)).to_numpy(
+            pd.to_datetime(pd.Series([row.as_of for row in rows], dtype=object)).to_numpy(
                 dtype="datetime64[ns]"),
             when=batch.received_at, batch_id=batch_id,
             record_ids=np.array([int(row.id) for row in rows], dtype=np.int64),
@@ -421,17 +452,6 @@ def _split_frame(frame: pd.DataFrame, schema: Schema) -> tuple[np.ndarray, np.nd
         labels = np.full(len(frame), np.nan)
     features = frame.drop(columns=[c for c in (id_column, label_column, AS_OF) if c in frame.columns])
     return ids, labels, features.reset_index(drop=True)
-
-
-def _window(db: Database, frame: pd.DataFrame, schema: Schema, batch_ids: Sequence[int]) -> pd.DataFrame:
-    """The rows of the given labelled batches only."""
-    with db.read_session() as session:
-        ids = session.exec(select(ClientRecord.client_id).where(col(ClientRecord.batch_id).in_(list(batch_ids)),
-                                                                col(ClientRecord.label).is_not(None))).all()
-    keep = frame[schema.id_column].astype(str).isin({str(i) for i in ids})
-    window = frame.loc[keep].reset_index(drop=True)
-    window.attrs["batch_ids"] = sorted(int(b) for b in batch_ids)
-    return window
 
 
 def _chunked(rows: RowSet, chunk_rows: int) -> Iterator[RowSet]:

@@ -206,18 +206,21 @@ def test_given_a_top_list_then_it_is_sorted_and_only_active_clients(store):
     assert {r.client_id for r in results} <= active
 
 
-# ------------------------------------------------------------------------ flat models refuse
-def test_given_a_client_table_model_when_as_of_is_given_then_it_is_refused(tmp_path):
+# ------------------------------------------------------------------------ flat models, as of a date
+def test_given_a_client_table_model_when_as_of_is_given_then_the_record_of_that_date_answers(tmp_path):
     flat = trained_store.open_store(f"sqlite:///{(tmp_path / 'flat.db').as_posix()}", tmp_path / "home")
     try:
         trained_store.ingest_telco(flat)
         trained_store.adopt_quick_model(flat)
         scorer = open_scorer(flat.db, flat.settings, flat.registry)
-        assert scorer.score_client("7590-VHVEG").status == SCORED
-        with pytest.raises(UserError, match="--as-of needs a model trained on event history"):
-            scorer.score_client("7590-VHVEG", as_of="2024-01-01")
-        with pytest.raises(UserError, match="--as-of needs a model trained on event history"):
-            scorer.top(3, as_of="2024-01-01")
+        now = scorer.score_client("7590-VHVEG")
+        assert now.status == SCORED and now.as_of is not None
+        before = scorer.score_client("7590-VHVEG", as_of="2024-01-01")
+        assert before.status == UNKNOWN_CLIENT
+        assert before.message == "Client 7590-VHVEG has no record dated 2024-01-01 00:00 or earlier; its first record is later."
+        assert scorer.top(3, as_of="2024-01-01") == []
+        with pytest.raises(UserError, match="is in the future"):
+            scorer.top(3, as_of="2999-01-01")
     finally:
         flat.db.dispose()
 
