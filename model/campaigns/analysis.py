@@ -117,10 +117,13 @@ def analyse(members: Iterable[MemberOutcome], economics: Economics, *, contact_l
         ratio = risk_ratio(treatment["churned"], treatment["known"], holdout["churned"], holdout["known"])
         if ratio is not None:
             itt = Interval(1 - ratio.estimate, 1 - ratio.high, 1 - ratio.low)
-            per_contact = itt.scaled(1 / contact_rate)
-            per_contact = Interval(per_contact.estimate, max(per_contact.low, -1.0), min(per_contact.high, 1.0))
+            raw = itt.scaled(1 / contact_rate)
+            per_contact = Interval(*(min(max(value, -1.0), 1.0) for value in (raw.estimate, raw.low, raw.high)))
             offer["intention_to_treat"] = _interval(itt)
             offer["measured"] = _interval(per_contact)
+            if raw.estimate > 1:
+                offer["note"] = ("the treatment group kept more would-be churners than the logged contacts can "
+                                 "explain: the contact log is probably incomplete")
             offer["would_be_churners"] = _round(treatment["known"] * holdout["churned"] / holdout["known"], 2)
     elif uplift is not None and holdout["churned"] == 0:
         offer["note"] = "nobody in the holdout left, so there were no would-be churners to save"
