@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from model.campaigns.stats import (
     TARGET_POWER,
+    approximate_power,
     detectable_drop,
     holdout_share_needed,
     newcombe_difference,
@@ -54,9 +56,23 @@ def test_counts_that_cannot_be_a_proportion_are_refused():
 
 def test_power_reproduces_the_textbook_sample_size():
     # Fleiss' formula without continuity correction: 10 % vs 15 % needs 686 per group for 80 % power.
-    assert power(0.15, 0.10, 686, 686) == pytest.approx(0.80, abs=0.004)
+    assert approximate_power(0.15, 0.10, 686, 686) == pytest.approx(0.80, abs=0.001)
+    assert power(0.15, 0.10, 686, 686) == pytest.approx(0.80, abs=0.005)
     assert power(0.15, 0.10, 400, 400) < 0.6
-    assert power(0.15, 0.15, 1000, 1000) == pytest.approx(0.05, abs=0.001)
+    assert approximate_power(0.15, 0.15, 1000, 1000) == pytest.approx(0.05, abs=0.001)
+    assert power(0.15, 0.15, 1000, 1000) == pytest.approx(0.05, abs=0.005)
+
+
+@pytest.mark.parametrize(("rates", "sizes"), [((0.35, 0.245), (135, 15)), ((0.5, 0.35), (60, 20)),
+                                              ((0.3, 0.225), (900, 100))])
+def test_power_is_the_frequency_of_a_significant_report_in_simulation(rates, sizes):
+    rng = np.random.default_rng(1)
+    control = rng.binomial(sizes[1], rates[0], 4000)
+    treated = rng.binomial(sizes[0], rates[1], 4000)
+    hits = np.mean([newcombe_difference(int(c), sizes[1], int(t), sizes[0]).excludes_zero
+                    for c, t in zip(control, treated, strict=True)])
+
+    assert power(rates[0], rates[1], sizes[0], sizes[1]) == pytest.approx(hits, abs=0.025)
 
 
 def test_the_detectable_drop_is_the_drop_with_80_percent_power():
