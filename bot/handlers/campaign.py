@@ -46,6 +46,7 @@ from model.campaigns.service import (
     economics_of,
     new_campaign,
     parse_share,
+    store_example,
 )
 from model.registry import NoChampion
 from model.service import store_schema
@@ -73,18 +74,23 @@ OPTIONS = {"name": "name", "segment": "segment", "top": "top", "holdout": "holdo
            "as-of": "as_of", "as_of": "as_of"}
 STALE_BUTTON = "That button is not valid any more; send /campaign contacts with the campaign number again."
 
-USAGE = (
-    "Retention campaigns with a control group:\n"
-    "/campaign new [--name N] [--segment EXPR] [--top N] [--holdout 0.2] [--seed S] — take the champion's flagged "
-    "clients (those the segment selects, the N riskiest), hold out a share as the control group and get the contact "
-    "list. Example: /campaign new --name Spring --segment \"Contract == 'Month-to-month'\" --top 500 --holdout 20%\n"
-    "/campaign list — the campaigns\n"
-    "/campaign contacts ID — the contact list (treatment only) as a CSV file, with a button per client to log a "
-    "contact\n"
-    "/campaign report ID — churn with and without contact, the uplift, clients saved and ROI, with a chart\n"
-    "To log many contacts at once, send a CSV document with the columns client_id, contacted_at and outcome (the "
-    "contact list itself, filled in, will do) with the caption: campaign ID"
-)
+def usage_text(example: str | None) -> str:
+    """How to use /campaign; the segment example is made of this store's own columns."""
+    segment = f" --segment \"{example}\"" if example else ""
+    return (
+        "Retention campaigns with a control group:\n"
+        "/campaign new [--name N] [--segment EXPR] [--top N] [--holdout 0.2] [--seed S] — take the champion's "
+        "flagged clients (those the segment selects, the N riskiest), hold out a share as the control group and get "
+        f"the contact list. Example: /campaign new --name Spring{segment} --top 500 --holdout 20%\n"
+        "/campaign list — the campaigns\n"
+        "/campaign contacts ID — the contact list (treatment only) as a CSV file, with a button per client to log a "
+        "contact\n"
+        "/campaign report ID — churn with and without contact, the uplift, clients saved and ROI, with a chart\n"
+        "To log many contacts at once, send a CSV document with the columns client_id, contacted_at and outcome (the "
+        "contact list itself, filled in, will do) with the caption: campaign ID"
+    )
+
+
 LOG_HELP = ("Send the contact log as a .csv document with the columns client_id, contacted_at (e.g. 2025-03-31 "
             "14:05) and outcome, with the caption: campaign {id}. The contact list this bot sends has those columns: "
             "fill them in for the clients you reached.")
@@ -226,7 +232,7 @@ async def campaign(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
     message = update.effective_message
     words = split_words(command_argument(message.text if message else None))
     if not words or words[0].lower() in ("help", "?"):
-        await reply(update, context, USAGE)
+        await reply(update, context, usage_text(await svc.offload(store_example, svc.db)))
         return "usage"
     action, rest = words[0].lower(), words[1:]
     if action == "new":
@@ -247,7 +253,8 @@ async def campaign(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
             await reply(update, context, LOG_HELP.format(id=chosen.id))
             return "log help"
         return await _report(update, context, svc, chosen)
-    raise UserError(f"I don't know /campaign {action[:30]}.\n\n{USAGE}")
+    raise UserError(f"I don't know /campaign {action[:30]}.\n\n" + usage_text(await svc.offload(store_example,
+                                                                                             svc.db)))
 
 
 async def _new(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services, words: list[str]) -> str:
@@ -416,5 +423,5 @@ COMMANDS = (
             usage="new [options] | list | contacts ID | report ID"),
 )
 
-__all__ = ["COMMANDS", "USAGE", "campaign", "campaign_of_caption", "check_log_document", "contact_log_upload",
-           "contacted", "handlers", "page_view", "parse_new", "split_words", "turn_page"]
+__all__ = ["COMMANDS", "campaign", "campaign_of_caption", "check_log_document", "contact_log_upload",
+           "contacted", "handlers", "page_view", "parse_new", "split_words", "turn_page", "usage_text"]

@@ -56,7 +56,7 @@ _PHONE_PUNCTUATION = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '
 KEYWORDS = frozenset({"and", "or", "not", "in"})
 _SAY = {"op": "an operator (== != < <= > >=)", "number": "a number", "text": "a quoted text", "name": "a column name",
         "rparen": "')'", "lparen": "'('", "in": "'in'", "not": "'not'"}
-EXAMPLE = "Contract == 'Month-to-month' and tenure < 12"
+EXAMPLE = "plan == 'annual' and tenure < 12"  # when the clients' own columns cannot give one
 
 
 @dataclass(frozen=True)
@@ -131,10 +131,15 @@ class Segment:
         return self.text
 
 
-def _refuse(text: str, problem: str) -> UserError:
-    return UserError(f"the segment {text!r} cannot be read: {problem}. Write comparisons such as {EXAMPLE!r}, "
+def _refuse(text: str, problem: str, example: str | None = None) -> UserError:
+    return UserError(f"the segment {text!r} cannot be read: {problem}. Write comparisons such as "
+                     f"{example or EXAMPLE!r}, "
                      "joined with and / or (operators < <= == != >= >, text in quotes, `back quotes` around a "
                      "column name with spaces)", segment=text, problem=problem)
+
+
+def _refuse_in(parser: _Parser, problem: str) -> UserError:
+    return _refuse(parser.text, problem, parser.example)
 
 
 @dataclass
@@ -144,7 +149,7 @@ class _Token:
     position: int
 
 
-def _tokens(text: str) -> list[_Token]:
+def _tokens(text: str, example: str | None = None) -> list[_Token]:
     found: list[_Token] = []
     position = 0
     while position < len(text):
@@ -153,7 +158,7 @@ def _tokens(text: str) -> list[_Token]:
         match = _TOKEN.match(text, position)
         if match is None or match.end() == position:
             shown = text[position:position + 12].strip()
-            raise _refuse(text, f"unexpected {shown!r} at character {position + 1}")
+            raise _refuse(text, f"unexpected {shown!r} at character {position + 1}", example)
         kind = match.lastgroup or ""
         value = match.group(kind)
         if kind in ("single", "double"):
@@ -168,9 +173,10 @@ def _tokens(text: str) -> list[_Token]:
 
 
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, example: str | None = None) -> None:
         self.text = text
-        self.tokens = _tokens(text)
+        self.example = example
+        self.tokens = _tokens(text, example)
         self.index = 0
         self.comparisons = 0
 
@@ -180,9 +186,9 @@ class _Parser:
     def take(self, *kinds: str) -> _Token:
         token = self.peek()
         if token is None:
-            raise _refuse(self.text, f"it ends where {self.expected(kinds)} was expected")
+            raise _refuse_in(self, f"it ends where {self.expected(kinds)} was expected")
         if token.kind not in kinds:
-            raise _refuse(self.text, f"{token.value!r} at character {token.position + 1} where "
+            raise _refuse_in(self, f"{token.value!r} at character {token.position + 1} where "
                                      f"{self.expected(kinds)} was expected")
         self.index += 1
         return token
@@ -193,11 +199,11 @@ class _Parser:
 
     def parse(self) -> Node:
         if not self.tokens:
-            raise _refuse(self.text, "it is empty")
+            raise _refuse_in(self, "it is empty")
         node = self.or_expr()
         extra = self.peek()
         if extra is not None:
-            raise _refuse(self.text, f"{extra.value!r} at character {extra.position + 1} does not belong there "
+            raise _refuse_in(self, f"{extra.value!r} at character {extra.position + 1} does not belong there "
                                      "(join comparisons with and / or)")
         return node
 
@@ -253,20 +259,45 @@ class _Parser:
     def rule(self, column: str, op: str, value: float | str) -> HistoryRule:
         self.comparisons += 1
         if self.comparisons > MAX_COMPARISONS:
-            raise _refuse(self.text, f"it has more than {MAX_COMPARISONS} comparisons")
+            raise _refuse_in(self, f"it has more than {MAX_COMPARISONS} comparisons")
         if isinstance(value, str) and op not in ("==", "!="):
-            raise _refuse(self.text, f"text can only be compared with == or !=, not {op} ({column} {op} {value!r})")
+            raise _refuse_in(self, f"text can only be compared with == or !=, not {op} ({column} {op} {value!r})")
         return HistoryRule(column=column, op=op, value=value)
 
 
-def parse_segment(text: str | None) -> Segment | None:
-    """The segment, or None for no segment (empty text); ``UserError`` when it cannot be read."""
+def parse_segment(text: str | None, *, example: str | None = None) -> Segment | None:
+    """The segment, or None for no segment (empty text); ``UserError`` when it cannot be read.
+    ``example`` is shown in that error (``example_for`` makes one from the clients' columns)."""
     if text is None or not text.strip():
         return None
     if len(text) > MAX_LENGTH:
-        raise _refuse(text[:40] + "…", f"it is {len(text)} characters long; at most {MAX_LENGTH}")
+        raise _refuse(text[:40] + "…", f"it is {len(text)} characters long; at most {MAX_LENGTH}", example)
     normal = text.translate(_PHONE_PUNCTUATION).strip()
-    return Segment(normal, _Parser(normal).parse())
+    return Segment(normal, _Parser(normal, example).parse())
+
+
+def example_for(frame: pd.DataFrame, *, skip: Sequence[str] = ()) -> str | None:
+    """A segment built from the clients' own columns, such as ``Contract == 'Month-to-month' and
+    tenure < 12``: a text column with its most common value, and a numeric column below its
+    median; None when the frame has neither."""
+    parts: list[str] = []
+    for column in frame.columns:
+        name = str(column)
+        if name in skip or frame[column].isna().all():
+            continue
+        values = frame[column].dropna()
+        shown = name if _PLAIN_NAME.fullmatch(name) else f"`{name}`"
+        if not any(" == " in part for part in parts) and not pd.api.types.is_numeric_dtype(values.dtype):
+            common = values.astype(str).str.strip().value_counts()
+            if len(common) >= 2 and "'" not in str(common.index[0]) and len(str(common.index[0])) <= 30:
+                parts.insert(0, f"{shown} == '{common.index[0]}'")
+        elif not any(" < " in part for part in parts) and pd.api.types.is_numeric_dtype(values.dtype) \
+                and values.nunique() > 2:
+            median = float(values.median())
+            parts.append(f"{shown} < {int(median) if median.is_integer() else round(median, 2)}")
+        if len(parts) == 2:
+            break
+    return " and ".join(parts) or None
 
 
 def check(segment: Segment, frame: pd.DataFrame, *, what: str = "the clients") -> None:
@@ -317,4 +348,4 @@ def _first_value(values: pd.Series) -> str:
     return str(counts.index[0]) if len(counts) else "value"
 
 
-__all__ = ["EXAMPLE", "MAX_LENGTH", "Segment", "check", "parse_segment"]
+__all__ = ["EXAMPLE", "MAX_LENGTH", "Segment", "check", "example_for", "parse_segment"]

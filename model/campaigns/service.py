@@ -43,7 +43,7 @@ from model.campaigns.assignment import (
     assign,
     campaign_key,
 )
-from model.campaigns.segment import Segment, check, parse_segment
+from model.campaigns.segment import Segment, check, example_for, parse_segment
 from model.campaigns.stats import power_plan
 from model.reasons import reason_text
 from model.rules import risk_bands
@@ -164,8 +164,8 @@ class Selection:
 
 def select_candidates(scorer: Scorer, options: CampaignOptions, *, reasons: int = 3) -> Selection:
     """The champion's flagged clients that the segment selects, riskiest first, capped at ``top``."""
-    segment: Segment | None = parse_segment(options.segment)
     scores = scorer.active_scores(as_of=options.as_of)
+    segment: Segment | None = parse_segment(options.segment, example=example_for(scores.frame))
     probabilities = scores.probabilities
     flagged = probabilities >= scores.threshold
     chosen = flagged.copy()
@@ -535,6 +535,34 @@ def churn_chart(report: CampaignReport) -> bytes:
     return buffer.getvalue()
 
 
+def store_example(db: Database, rows: int = 500) -> str | None:
+    """A segment made of this store's own columns and values, for help texts (the newest
+    client records, or the event clients' attributes); None for an empty store."""
+    import pandas as pd
+    from sqlmodel import col, select
+
+    from storage.events.tables import EventClient
+    from storage.schema import remembered_schema
+    from storage.tables import ClientRecord
+
+    with db.read_session() as session:
+        records = session.exec(select(ClientRecord.data).where(col(ClientRecord.is_latest).is_(True))
+                               .order_by(col(ClientRecord.id).desc()).limit(rows)).all()
+        schema = remembered_schema(session)
+        if not records:
+            records = session.exec(select(EventClient.attributes).order_by(col(EventClient.id).desc())
+                                   .limit(rows)).all()
+    if not records:
+        return None
+    frame = pd.DataFrame.from_records([dict(r or {}) for r in records])
+    for column in frame.columns:
+        numbers = pd.to_numeric(frame[column], errors="coerce")
+        if numbers.notna().sum() == frame[column].notna().sum():
+            frame[column] = numbers
+    skip = [] if schema is None else [schema.id_column, schema.label_column, *schema.ignore_columns]
+    return example_for(frame, skip=skip)
+
+
 def economics_of(settings: object) -> Economics:
     """The retention team's numbers from ``churnguard.Settings`` (or any object with the fields)."""
     values = [float(getattr(settings, name)) for name in ("contact_cost", "retained_value", "offer_success_rate")]
@@ -579,4 +607,5 @@ __all__ = [
     "report_text",
     "select_candidates",
     "store_campaign",
+    "store_example",
 ]

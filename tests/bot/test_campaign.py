@@ -13,6 +13,7 @@ import pytest
 from bot.emulator import ChatMessage, Emulator
 from bot.guard import VIEWER_REFUSAL
 from bot.handlers.campaign import campaign_of_caption, parse_new, split_words
+from model.campaigns.service import store_example
 from storage.campaigns import contacted_members, members
 from storage.errors import UserError
 from storage.ingest import ingest_file
@@ -104,6 +105,17 @@ def test_a_client_button_logs_a_contact_once_and_never_for_the_holdout(trained_h
     emulator.inject_callback(VIEWER, page.message_id, first.callback_data, chat_id=ADMIN, strict=False)
     bot.wait_audits(VIEWER, 1, "campaign")  # the guard refused and recorded it
     assert list(contacted_members(bot.db, 1)) == [treated[0].id]
+
+
+def test_the_usage_example_is_made_of_this_stores_columns(trained_home: Path, emulator: Emulator, live_bot) -> None:  # noqa: F811
+    bot = live_bot(make_settings(trained_home, emulator))
+
+    usage = bot.ask(ADMIN, "/campaign")
+
+    example = store_example(bot.db)
+    assert example is not None and f'--segment "{example}"' in usage
+    assert "tenure < " in example  # a Telco column, not a made-up one
+    assert "caption: campaign ID" in usage and "churnguard " not in usage
 
 
 def test_viewers_cannot_use_campaigns(trained_home: Path, emulator: Emulator, live_bot) -> None:  # noqa: F811

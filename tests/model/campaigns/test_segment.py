@@ -73,3 +73,16 @@ def test_segments_that_cannot_mean_what_was_meant_are_refused_with_the_facts(tex
         check(segment, FRAME)
 
     assert message in str(caught.value)
+
+
+def test_examples_come_from_the_clients_own_columns():
+    from model.campaigns.segment import example_for
+
+    example = example_for(FRAME)
+
+    assert example == "Contract == 'Month-to-month' and tenure < 9"
+    parsed = parse_segment(example)
+    assert parsed is not None and parsed.mask(FRAME).tolist() == [True, False, False, False, False]
+    assert example_for(FRAME, skip=["Contract", "tenure"]) == "plan == 'annual'"
+    with pytest.raises(UserError, match="such as \"Contract == 'Month-to-month' and tenure < 9\""):
+        parse_segment("Contract ==", example=example)
