@@ -276,6 +276,11 @@ def store_campaign(db: Database, selection: Selection, options: CampaignOptions,
     candidates = selection.candidates
     seed = int(options.seed if options.seed is not None else default_seed)
     treated, held = expected_counts(candidates, options.holdout)
+    if not held or not treated:
+        raise UserError(f"{len(candidates):,} client(s) with a {options.holdout:.0%} holdout leave "
+                        f"{'nobody to hold out' if not held else 'nobody to contact'}: a campaign needs both groups; "
+                        "take more clients (a wider segment, a larger top) or change the holdout share; nothing "
+                        "was stored", members=len(candidates), holdout=options.holdout)
     baseline = float(np.mean([c.probability for c in candidates])) if candidates else 0.0
     plan = power_plan(treated=treated, holdout=held, baseline=baseline,
                       offer_success_rate=economics.offer_success_rate).as_dict()

@@ -54,6 +54,14 @@ def test_a_campaign_and_its_members_are_stored_together(db):
     assert rows[0].reasons == ["reason of c0"]
 
 
+def test_a_campaign_without_a_holdout_or_without_treated_clients_is_refused(db):
+    with pytest.raises(UserError, match="nobody to hold out"):
+        stored(db, ["a", "b"], share=0.2)
+    with pytest.raises(UserError, match="nobody to contact"):
+        stored(db, ["a"], share=0.9)
+    assert db.row_counts()["campaign"] == 0
+
+
 def test_a_failure_while_assigning_stores_no_campaign(db):
     def broken(_campaign_id: int) -> list[NewMember]:
         raise RuntimeError("disk full")
