@@ -444,11 +444,13 @@ def _uplift_line(figures: dict[str, Any]) -> str:
     uplift = figures["uplift"]
     if uplift["estimate"] is None:
         return "Uplift: not known yet."
-    verdict = ("significant" if figures["significant"] else
-               "not significant: the interval includes no effect")
-    sign = "fewer" if uplift["estimate"] >= 0 else "more"
-    return (f"Uplift: {_pts(abs(uplift['estimate']))} points {sign} left with contact (95 % interval "
-            f"{_pts(uplift['low'])} to {_pts(uplift['high'])}; positive = fewer left) — {verdict}.")
+    if figures["significant"]:
+        verdict = ("significant: fewer clients left with contact" if uplift["estimate"] > 0 else
+                   "significant: more clients left with contact")
+    else:
+        verdict = "not significant: the interval includes no effect"
+    return (f"Uplift: {100 * uplift['estimate']:+.1f} points (95 % interval {100 * uplift['low']:+.1f} to "
+            f"{100 * uplift['high']:+.1f}; positive means fewer clients left with contact) — {verdict}.")
 
 
 def report_text(report: CampaignReport) -> str:

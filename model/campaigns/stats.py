@@ -248,7 +248,8 @@ class PowerPlan:
                    f"{self.power_for_assumed:.0%} power: the holdout is too small to show it.")
         if self.holdout_needed is not None and self.holdout_needed > self.holdout_share:
             return assumed + f" Hold out at least {self.holdout_needed:.0%} of these clients to reach {TARGET_POWER:.0%}."
-        return assumed + " No split of this many clients reaches 80 % power: the campaign needs more clients."
+        return assumed + (f" No split of this many clients reaches {TARGET_POWER:.0%} power: the campaign needs more "
+                          "clients.")
 
     def as_dict(self) -> dict[str, Any]:
         return {
