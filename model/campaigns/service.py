@@ -435,6 +435,9 @@ def _count(value: Any) -> str:
 
 
 def _arm_line(name: str, arm: dict[str, Any]) -> str:
+    if not arm["clients"]:
+        return f"{name}: nobody (too few clients in this band to hold any out)" if name == "holdout" else \
+            f"{name}: nobody"
     if not arm["known"]:
         return f"{name}: no outcome known yet ({arm['clients']:,} clients)"
     return f"{name} {_pct(arm['rate'])} ({arm['churned']:,} of {arm['known']:,} left)"
