@@ -25,9 +25,7 @@ import pandas as pd
 from sqlmodel import select
 
 from model.artifact import ChurnModel
-from model.business import with_measured_offer
-from model.campaigns.analysis import Economics
-from model.campaigns.evidence import measured_offer_or_none
+from model.campaigns.evidence import use_measured_offer
 from model.card import CARD_FILE
 from model.config import TrainConfig
 from model.event_source import EVENT_SCHEMA, GROUP_COLUMN, SOURCES, event_training, has_event_clients, is_event_model
@@ -180,12 +178,8 @@ def train_and_register(
     outcome = train_lifecycle(frame, schema=schema, config=config,
                               champion=champion.model if champion is not None else None, progress=progress,
                               group_column=group_column, metadata=metadata)
+    use_measured_offer(db, config, outcome.report)  # issue 13.5: a campaign's measured offer success rate
     report: dict[str, Any] = dict(outcome.report)
-    # Item 5 of issue 13: a campaign's measured offer success rate replaces the assumed one in
-    # the business-goal ROI (card, report, /model), which says where the rate comes from.
-    measured = measured_offer_or_none(db, Economics(config.contact_cost, config.retained_value,
-                                                    config.offer_success_rate))
-    outcome.report["roi"] = report["roi"] = with_measured_offer(report["roi"], measured)
     if champion is not None:
         report.setdefault("champion_compared", champion.version)
     gate = report.get("gate") or {}

@@ -45,4 +45,14 @@ def measured_offer_or_none(db: Database, economics: Economics) -> dict[str, Any]
         return None
 
 
-__all__ = ["measured_offer_or_none", "measured_offer_success"]
+def use_measured_offer(db: Database, config: Any, report: dict[str, Any]) -> None:
+    """Replace ``report["roi"]`` (a training report) with the ROI at the measured offer success
+    rate when a campaign measured one, saying so; ``config`` is the ``TrainConfig`` (contact
+    cost, retained value, the assumed rate).  Called once, right after training."""
+    from model.business import with_measured_offer
+
+    economics = Economics(float(config.contact_cost), float(config.retained_value), float(config.offer_success_rate))
+    report["roi"] = with_measured_offer(report["roi"], measured_offer_or_none(db, economics))
+
+
+__all__ = ["measured_offer_or_none", "measured_offer_success", "use_measured_offer"]
