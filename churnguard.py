@@ -400,10 +400,40 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_run.add_argument("name")
     _json_flag(jobs_run)
     _schema_flags(jobs_run)
+    _campaign_parser(command("campaign", "model.campaign_commands:campaign",
+                             "Retention campaigns with a control group: create, contact list, contact log, report.",
+                             json_out=False))
     command("drift", "jobs.commands:drift", "Show the latest drift report.")
     alerts = command("alerts", "jobs.commands:alerts", "List recent alerts.")
     alerts.add_argument("-n", type=int, default=20)
     return parser
+
+
+def _campaign_parser(command: argparse.ArgumentParser) -> None:
+    """``churnguard campaign ACTION``: see README "Retention campaigns"."""
+    actions = command.add_subparsers(dest="campaign_command", required=True, metavar="ACTION")
+    created = actions.add_parser("new", help="create a campaign from the champion's flagged clients")
+    created.add_argument("--name", default=None, help="a name for people (default: Campaign N)")
+    created.add_argument("--segment", default=None, metavar="EXPR",
+                         help="pilot segment, e.g. \"Contract == 'Month-to-month' and tenure < 12\"")
+    created.add_argument("--top", type=int, default=None, metavar="N", help="take only the N riskiest flagged clients")
+    created.add_argument("--holdout", default="0.2", metavar="SHARE",
+                         help="share held out as the control group: 0.2 or 20%% (default 0.2)")
+    created.add_argument("--seed", type=int, default=None, help="assignment seed (default: CHURNGUARD_SEED)")
+    created.add_argument("--as-of", dest="as_of", default=None,
+                         help="event models only: score as of this date (default: as top does)")
+    listed = actions.add_parser("list", help="the campaigns, newest first")
+    contacts = actions.add_parser("contacts", help="write the contact list (treatment only, riskiest first)")
+    contacts.add_argument("id", help="campaign number")
+    contacts.add_argument("--output", required=True, metavar="FILE.csv", help="where to write the list")
+    logged = actions.add_parser("log", help="store a contact log with columns client_id, contacted_at, outcome")
+    logged.add_argument("id", help="campaign number")
+    logged.add_argument("file", help="CSV, .csv.gz or Parquet file")
+    reported = actions.add_parser("report", help="outcomes, uplift, clients saved and ROI, with intervals")
+    reported.add_argument("id", help="campaign number")
+    reported.add_argument("--chart", default=None, metavar="FILE.png", help="also draw churn over time by group")
+    for action in (created, listed, contacts, logged, reported):
+        _json_flag(action)
 
 
 def _resolve(path: str) -> Handler:

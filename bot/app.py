@@ -36,7 +36,7 @@ from telegram.request import HTTPXRequest
 from bot.access import AccessList, Role
 from bot.emulator.ptb import PollingThread
 from bot.guard import gate, guard
-from bot.handlers import admin, alerts, drift, errors, export, model, scoring, start, subscribe, top, upload
+from bot.handlers import admin, alerts, campaign, drift, errors, export, model, scoring, start, subscribe, top, upload
 from bot.notifier import TelegramNotifier
 from bot.retry import RetryingRateLimiter
 from bot.services import SERVICES_KEY, Command, Services, services_of
@@ -64,7 +64,7 @@ ChurnGuardApp = Application[Any, Any, Any, Any, Any, Any]
 
 def all_commands() -> list[Command]:
     """Every command in menu order: what viewers use most first, admin tools last."""
-    modules = (start, scoring, top, export, model, drift, alerts, subscribe, admin)
+    modules = (start, scoring, top, export, model, drift, alerts, subscribe, admin, campaign)
     return [command for module in modules for command in module.COMMANDS]
 
 
@@ -135,7 +135,8 @@ def handlers(commands: Iterable[Command]) -> list[tuple[BaseHandler[Any, Any, An
     for command in commands:
         callback = guard(command.name, command.role, command.callback, private_only=command.private_only)
         found.append((CommandHandler(command.name, callback), 0))
-    for handler in (*scoring.callback_handlers(), *top.callback_handlers(), *export.callback_handlers()):
+    for handler in (*scoring.callback_handlers(), *top.callback_handlers(), *export.callback_handlers(),
+                    *campaign.handlers()):
         found.append((handler, 0))
     found.append((CallbackQueryHandler(start.expired_button), 0))
     found.append((MessageHandler(filters.Document.ALL, guard("upload", Role.ADMIN, upload.upload)), 0))

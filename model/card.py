@@ -18,6 +18,8 @@ from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from model.business import offer_source_text
+
 if TYPE_CHECKING:
     from model.lifecycle import TrainingOutcome
 
@@ -233,8 +235,8 @@ def card_markdown(report: Mapping[str, Any], *, title: str = "ChurnGuard churn m
         f"- Contacting the {roi['flagged']} flagged clients costs **{_money(roi['cost'])}** "
         f"({_money(roi['assumptions']['contact_cost'])} each).",
         f"- It reaches {roi['tp']} real churners; with a {_pct(roi['assumptions']['offer_success_rate'])} offer "
-        f"success rate and {_money(roi['assumptions']['retained_value'])} per retained client, the expected "
-        f"benefit is **{_money(roi['benefit'])}**.",
+        f"success rate{offer_source_text(roi['assumptions'])} and {_money(roi['assumptions']['retained_value'])} "
+        f"per retained client, the expected benefit is **{_money(roi['benefit'])}**.",
         f"- ROI = (benefit − cost) / cost = **{_num(roi['roi'], 2)}**"
         + (" (nothing spent)" if roi["roi"] is None else f" (every 1 spent returns {1 + roi['roi']:.2f})"),
         f"- Per 1,000 clients: {roi['per_1000_clients']['flagged']} flagged, cost "
@@ -323,7 +325,10 @@ def summary_text(report: Mapping[str, Any]) -> str:
             lines.append(f"  {MODEL_LABELS[name]}: recall {_pct(test[name]['recall'])}, precision "
                          f"{_pct(test[name]['precision'])}, PR-AUC {_num(test[name]['pr_auc'])}")
     lines.append(f"Campaign: {roi['flagged']} contacted, cost {_money(roi['cost'])}, benefit "
-                 f"{_money(roi['benefit'])}, ROI {_num(roi['roi'], 2)}")
+                 f"{_money(roi['benefit'])}, ROI {_num(roi['roi'], 2)}"
+                 + (f"; offer success rate {_pct(roi['assumptions']['offer_success_rate'])}"
+                    f"{offer_source_text(roi['assumptions'])}" if offer_source_text(roi.get('assumptions') or {})
+                    else ""))
     engineered = report["processing"]["engineered"]
     if engineered:
         lines.append("Engineered: " + ", ".join(item["name"] for item in engineered))

@@ -200,6 +200,25 @@ class FlaggedList:
     chunks: Iterator[list[ScoreResult]]
 
 
+@dataclass(frozen=True)
+class ActiveScores:
+    """Every active client's probability, unranked, with the rows it came from: for callers
+    that select clients before ranking them (a campaign's segment).  ``frame`` holds what
+    the client record says (event models: the raw facts as of ``as_of``); ``rows`` of it are
+    explained with ``Scorer.explain_active``."""
+
+    ids: np.ndarray
+    frame: pd.DataFrame
+    probabilities: np.ndarray
+    serving: Serving[ChurnModel]
+    spec: FeatureSpec | None = None
+    as_of: datetime | None = None
+
+    @property
+    def threshold(self) -> float:
+        return float(self.serving.threshold)
+
+
 class Scorer:
     """Scores from the serving model of a registry; safe to share across threads."""
 
@@ -358,6 +377,35 @@ class Scorer:
 
         return FlaggedList(serving.version, serving.pointer, float(threshold), moment, len(ids), len(order),
                            serving.problems, explained())
+
+    def active_scores(self, *, as_of: object = None) -> ActiveScores:
+        """The probability of every active client (the population ``top`` ranks: scorable, not
+        known to have left), unranked."""
+        serving = self.registry.serving()
+        if is_event_model(serving.model):
+            spec, moment = model_spec(serving.model), scoring_date(self.db, as_of)
+            frame, ids = self._event_frame(spec, moment)
+            inputs = model_inputs(frame)
+        else:
+            self._refuse_as_of(as_of)
+            spec, moment = None, None
+            frame, ids, labels = self._latest_frame()
+            keep = ~self._no_history(frame) & (labels != 1)
+            frame, ids = frame.loc[keep].reset_index(drop=True), ids[keep]
+            inputs = frame
+        probabilities = _predict_chunks(serving.model, inputs) if len(frame) else np.empty(0)
+        return ActiveScores(ids, frame, probabilities, serving, spec, moment)
+
+    def explain_active(self, scores: ActiveScores, rows: Sequence[int], *, reasons: int = 3) -> list[ScoreResult]:
+        """``ScoreResult``s (with ``reasons`` reasons each) of the given rows of ``scores``, in that order."""
+        records = [_clean_record(record) for record in scores.frame.iloc[list(rows)].to_dict("records")]
+        spec = scores.spec
+        return [
+            self._scored(str(scores.ids[i]), record if spec is None else model_record(record), scores.serving,
+                         top=reasons, record_id=None, probability=float(scores.probabilities[i]), spec=spec,
+                         as_of=scores.as_of, raw=None if spec is None else record)
+            for i, record in zip(rows, records, strict=True)
+        ]
 
     def score_all(self, *, run_id: str | None = None, chunk_rows: int = CHUNK_ROWS, as_of: object = None) -> BatchRun:
         """Score every stored client (latest records; for an event model, the clients active
@@ -550,6 +598,7 @@ __all__ = [
     "NOT_ACTIVE",
     "SCORED",
     "UNKNOWN_CLIENT",
+    "ActiveScores",
     "BatchRun",
     "FlaggedList",
     "MalformedId",

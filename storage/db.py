@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
+import storage.campaign_tables  # registers the campaign tables on SQLModel.metadata
 import storage.events.tables  # registers the event tables on SQLModel.metadata
 import storage.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 from storage.errors import UserError
