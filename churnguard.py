@@ -28,6 +28,14 @@ def _env(name: str) -> Any:
     return AliasChoices(name, name.lower())
 
 
+def _variable_of(key: str) -> str:
+    """The environment variable a keyword argument of ``Settings`` stands for (unchanged when it
+    is already one, or one of pydantic-settings' ``_env_file``-style options)."""
+    info = Settings.model_fields.get(key)
+    alias = info.validation_alias if info is not None else None
+    return str(alias.choices[0]) if isinstance(alias, AliasChoices) else key
+
+
 def _split_csv(value: object) -> object:
     """Comma-separated lists are friendlier in a .env file than JSON arrays."""
     if value is None:
@@ -40,9 +48,16 @@ def _split_csv(value: object) -> object:
 class Settings(BaseSettings):
     """Everything a deployment may tune; each field names its environment variable."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
-    )
+    # No ``populate_by_name``: with it, pydantic-settings also reads each field's bare name from
+    # the environment and .env (``HOME``, ``DATABASE_URL``, ``LOG_LEVEL``...), so a login's $HOME
+    # became the data folder.  Only the names given by ``_env`` are read; code that builds
+    # Settings by field name (flags, tests) goes through ``__init__`` below.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        """Accept field names (``Settings(home=...)``) as well as variable names, for code only:
+        they are translated to the variable name here, never looked up in the environment."""
+        super().__init__(**{_variable_of(key): value for key, value in values.items()})
 
     # --- where things live -------------------------------------------------------------
     home: Path = Field(Path("./var"), validation_alias=_env("CHURNGUARD_HOME"))
