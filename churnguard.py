@@ -271,12 +271,39 @@ def format_settings_error(error: ValidationError) -> str:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings or exit with one clear line; used by every entry point."""
+    """Build settings or exit with one clear line; used by every entry point.
+
+    Registers the settings' secrets for redaction (``storage.redact``) before anything can
+    log or print them: every log record and every ``churnguard:`` line is masked from here on.
+    """
+    from storage import redact
+
+    redact.install()
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as error:
-        print(f"churnguard: {format_settings_error(error)}", file=sys.stderr)
+        print(f"churnguard: {redact.redact(format_settings_error(error))}", file=sys.stderr)
         raise SystemExit(2) from None
+    redact.install(*secrets_of(settings))
+    return settings
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """What must never be shown: the bot token and the passwords of the database URLs."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    found: list[str] = []
+    if settings.telegram_bot_token is not None:
+        found.append(settings.telegram_bot_token.get_secret_value().strip())
+    for url in (settings.database_url, settings.source_url):
+        try:
+            password = make_url(url).password if url else None
+        except ArgumentError:
+            continue
+        if password:
+            found.append(str(password))
+    return found
 
 
 # ------------------------------------------------------------------------------------------
@@ -406,9 +433,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe must surface here, not in the interpreter's exit
         return code
     except UserError as error:
+        from storage.redact import redact
+
         if getattr(args, "json", False):
-            print(json.dumps({"error": str(error), **error.details}, indent=2, default=str, ensure_ascii=False))
-        print(f"churnguard: {error}", file=sys.stderr)
+            payload = json.dumps({"error": str(error), **error.details}, indent=2, default=str, ensure_ascii=False)
+            print(redact(payload))
+        print(f"churnguard: {redact(str(error))}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         return 130

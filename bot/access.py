@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlmodel import select
 
 from storage.db import Database
+from storage.redact import redact
 from storage.tables import AuditLog
 
 log = logging.getLogger(__name__)
@@ -69,8 +70,8 @@ def record_audit(db: Database, *, actor: int | str | None, action: str, detail: 
     row = AuditLog(
         actor=str(actor if actor is not None else "unknown")[:64],
         action=action[:64],
-        detail=detail[:2000],
-        result=result[:64],
+        detail=redact(detail)[:2000],  # an error's text may quote a secret (storage/redact.py)
+        result=redact(result)[:64],
     )
     with db.session() as session:
         session.add(row)

@@ -13,16 +13,19 @@ Without ``TELEGRAM_BOT_TOKEN`` it starts the sandbox instead, because a newcomer
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError
 
+from storage import redact
 from storage.db import Database
 from storage.errors import UserError
 
@@ -42,8 +45,83 @@ def configure_logging(settings: Settings) -> None:
         stream=sys.stderr,
     )
     # httpx logs every Bot API request at INFO: one line per poll drowns everything else.
-    for noisy in ("httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler"):
+    # Alembic announces its plugins and context at INFO on every start.
+    for noisy in ("httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    redact.install()  # the handlers basicConfig just added get the filter too (see storage/redact.py)
+
+
+@contextmanager
+def _quiet_telegram(settings: Settings) -> Iterator[None]:
+    """Silence python-telegram-bot and httpx while the caller reports their failure itself, in
+    one line (at DEBUG they keep talking: whoever asked for DEBUG wants the details)."""
+    if settings.log_level == "DEBUG":
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ("telegram", "httpx", "httpcore")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def check_bot_api(settings: Settings) -> str:
+    """Ask the Bot API who the bot is (getMe) before anything starts; returns the bot's username.
+
+    Raises ``UserError`` with one line that says what to fix: a refused token, a wrong
+    ``TELEGRAM_API_BASE_URL``, or a server that cannot be reached.  Without this check
+    python-telegram-bot reports such failures itself, with two tracebacks and the token in
+    the exception text.
+    """
+    from telegram import Bot
+    from telegram.error import TelegramError
+    from telegram.request import HTTPXRequest
+
+    assert settings.telegram_bot_token is not None
+    token = settings.telegram_bot_token.get_secret_value().strip()
+    server = settings.telegram_api_base_url
+    bot = Bot(token, base_url=f"{server}/bot", base_file_url=f"{server}/file/bot",
+              request=HTTPXRequest(connection_pool_size=1, connect_timeout=10.0, read_timeout=10.0))
+
+    async def ask() -> str:
+        async with bot:
+            return bot.username
+
+    try:
+        with _quiet_telegram(settings):
+            return asyncio.run(ask())
+    except InvalidToken as error:
+        raise UserError(_refusal(server, error)) from None
+    except NetworkError as error:
+        raise UserError(f"cannot reach the Bot API server at {server} ({_reason(error)}); check "
+                        "TELEGRAM_API_BASE_URL and the network") from None
+    except TelegramError as error:
+        raise UserError(f"the Bot API server at {server} did not answer getMe properly ({_reason(error)}); "
+                        "check TELEGRAM_API_BASE_URL") from None
+
+
+def _reason(error: BaseException) -> str:
+    """The innermost, most specific cause, masked (python-telegram-bot quotes the token)."""
+    cause = error
+    while cause.__cause__ is not None and isinstance(cause.__cause__, InvalidToken | NetworkError):
+        cause = cause.__cause__
+    return redact.redact(str(cause))
+
+
+def _refusal(server: str, error: InvalidToken) -> str:
+    """401: the token is wrong or revoked; 404: the URL does not lead to a Bot API (or the
+    token is malformed) -- Telegram answers both with the same exception type."""
+    reason = _reason(error)
+    if "404" in reason or "not found" in reason.lower():
+        return (f"the Bot API server at {server} answered 404 Not Found to getMe: TELEGRAM_API_BASE_URL must be "
+                "the server's root (such as https://api.telegram.org, without /bot...), and TELEGRAM_BOT_TOKEN "
+                "must be the whole token from @BotFather")
+    return (f"the Bot API server at {server} refused TELEGRAM_BOT_TOKEN ({reason}): the token is wrong or was "
+            "revoked; get the current one from @BotFather")
 
 
 def ensure_model(settings: Settings, db: Database, say: Callable[[str], None] = print) -> str:
@@ -113,24 +191,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_application
 
     configure_logging(settings)
+    server = settings.telegram_api_base_url
+    username = check_bot_api(settings)
     db = Database(settings.database_url).create_schema()
     try:
         ensure_model(settings, db, say=log.info)
         application = build_application(settings, db=db)
-        server = settings.telegram_api_base_url
-        log.info("polling %s for updates; stop with Ctrl-C or SIGTERM", server)
+        log.info("polling %s for updates as @%s; stop with Ctrl-C or SIGTERM", server, username)
         try:
             application.run_polling(
                 allowed_updates=Update.ALL_TYPES,
                 stop_signals=(signal.SIGINT, signal.SIGTERM),
                 close_loop=True,
             )
-        except InvalidToken as error:
-            raise UserError(f"the Bot API server at {server} refused TELEGRAM_BOT_TOKEN ({error}); "
-                            "check the token (and TELEGRAM_API_BASE_URL)") from None
+        except InvalidToken as error:  # revoked between the check above and the first poll
+            raise UserError(_refusal(server, error)) from None
         except NetworkError as error:
             # Only start-up gets here: once polling, PTB retries lost connections by itself.
-            raise UserError(f"cannot reach the Bot API server at {server} ({error}); check "
+            raise UserError(f"cannot reach the Bot API server at {server} ({_reason(error)}); check "
                             "TELEGRAM_API_BASE_URL and the network") from None
     finally:
         db.dispose()
