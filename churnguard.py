@@ -395,8 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "Score every stored client and store the predictions.", schema=True)
     score_all.add_argument("--as-of", dest="as_of", default=None, help=as_of_help)
 
-    command("run", "bot.commands:run", "Run the Telegram bot and the scheduler (sandbox without a token).",
-            json_out=False)
+    run = command("run", "bot.commands:run", "Run the Telegram bot and the scheduler (sandbox without a token).",
+                  json_out=False)
+    run.add_argument("--with-sample", dest="with_sample", action="store_true",
+                     help="load the bundled Telco sample into an empty store and train on it (the sandbox always "
+                          "does; a real bot waits for an admin's upload instead)")
     sandbox = command("sandbox", "bot.commands:sandbox", "Chat with the bot offline through a local Bot API emulator.",
                       json_out=False)
     sandbox.add_argument("--user-id", type=int, default=None, help="who you are in the chat (default: first admin)")

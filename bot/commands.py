@@ -28,6 +28,7 @@ from telegram.error import InvalidToken, NetworkError
 from storage import redact
 from storage.db import Database
 from storage.errors import UserError
+from storage.instance import instance_lock
 
 if TYPE_CHECKING:
     from churnguard import Settings
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("churnguard.bot")
 
 DEFAULT_SANDBOX_USER = 1_000_001
+WAITING_FOR_DATA = ("the store is empty: waiting for data. An admin sends a CRM export (CSV) to the bot; its caption "
+                    "names the id and label columns when they are not the defaults (the admins are told how at "
+                    "start and in /help). `churnguard run --with-sample` loads the bundled Telco sample instead.")
 SCHEMA_FIELDS = ("id_column", "label_column", "positive_label", "ignore_columns")
 
 
@@ -124,10 +128,14 @@ def _refusal(server: str, error: InvalidToken) -> str:
             "revoked; get the current one from @BotFather")
 
 
-def ensure_model(settings: Settings, db: Database, say: Callable[[str], None] = print) -> str:
-    """Make sure something can serve: train on the stored data, or on the bundled sample in an
-    empty store.  Returns what was done, in words.  Never raises for a missing model: the bot
-    still starts, and says so in its answers."""
+def ensure_model(settings: Settings, db: Database, say: Callable[[str], None] = print, *, sample: bool = False) -> str:
+    """Make sure something can serve: train on the stored data, or, with ``sample``, on the
+    bundled Telco sample in an empty store.  Returns what was done, in words.  Never raises for
+    a missing model: the bot still starts, and says so in its answers.
+
+    ``sample`` is for the sandbox (and ``run --with-sample``) only: a production bot that
+    loaded 7,043 fake clients would serve them, and remember Telco's schema, so that the team's
+    own export is refused.  Without it an empty store waits for an admin's first upload."""
     from churnguard import SAMPLE_DATA
     from model.service import open_registry, train_and_register, training_source
     from storage.clients import client_counts
@@ -152,6 +160,9 @@ def ensure_model(settings: Settings, db: Database, say: Callable[[str], None] = 
     if events:
         say(f"no model yet: training one on the stored event history (time budget {settings.tuning_seconds:g} s)")
     elif counts["clients"] == 0:
+        if not sample:
+            say(WAITING_FOR_DATA)
+            return WAITING_FOR_DATA
         if any(settings.explicit(name) for name in SCHEMA_FIELDS):
             message = ("the store is empty and a custom dataset schema is configured, so the bundled Telco "
                        "sample was not loaded; upload a CRM export (as an admin, send the CSV to the bot) "
@@ -192,26 +203,31 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     configure_logging(settings)
     server = settings.telegram_api_base_url
-    username = check_bot_api(settings)
-    db = Database(settings.database_url).create_schema()
-    try:
-        ensure_model(settings, db, say=log.info)
-        application = build_application(settings, db=db)
-        log.info("polling %s for updates as @%s; stop with Ctrl-C or SIGTERM", server, username)
+    # One service per store: refused here, before the Bot API or the store is touched.
+    with instance_lock(settings.home, "churnguard run") as lock:
+        username = check_bot_api(settings)
+        db = Database(settings.database_url)
         try:
-            application.run_polling(
-                allowed_updates=Update.ALL_TYPES,
-                stop_signals=(signal.SIGINT, signal.SIGTERM),
-                close_loop=True,
-            )
-        except InvalidToken as error:  # revoked between the check above and the first poll
-            raise UserError(_refusal(server, error)) from None
-        except NetworkError as error:
-            # Only start-up gets here: once polling, PTB retries lost connections by itself.
-            raise UserError(f"cannot reach the Bot API server at {server} ({_reason(error)}); check "
-                            "TELEGRAM_API_BASE_URL and the network") from None
-    finally:
-        db.dispose()
+            lock.acquire_database(db)
+            db.create_schema()
+            ensure_model(settings, db, say=log.info, sample=bool(getattr(args, "with_sample", False)))
+            application = build_application(settings, db=db)
+            log.info("polling %s for updates as @%s; stop with Ctrl-C or SIGTERM", server, username)
+            try:
+                application.run_polling(
+                    allowed_updates=Update.ALL_TYPES,
+                    stop_signals=(signal.SIGINT, signal.SIGTERM),
+                    close_loop=True,
+                )
+            except InvalidToken as error:  # revoked between the check above and the first poll
+                raise UserError(_refusal(server, error)) from None
+            except NetworkError as error:
+                # Only start-up gets here: once polling, PTB retries lost connections by itself.
+                raise UserError(f"cannot reach the Bot API server at {server} ({_reason(error)}); check "
+                                "TELEGRAM_API_BASE_URL and the network") from None
+        finally:
+            lock.release()
+            db.dispose()
     log.info("stopped")
     return 0
 
@@ -238,20 +254,31 @@ def sandbox_identity(settings: Settings, requested: int | None) -> tuple[int, li
 
 def sandbox(args: argparse.Namespace, settings: Settings) -> int:
     """The same bot against the local emulator, with a chat in this terminal."""
-    from bot.app import BotThread, build_application
-    from bot.emulator import Emulator
-    from bot.terminal_chat import run_terminal_chat
-
     configure_logging(settings)
     if settings.log_level == "INFO":
         # The chat owns the terminal; only warnings interrupt it.
         logging.getLogger().setLevel(logging.WARNING)
     user_id, admins, notes = sandbox_identity(settings, getattr(args, "user_id", None))
-    db = Database(settings.database_url).create_schema()
+    with instance_lock(settings.home, "churnguard sandbox") as lock:
+        db = Database(settings.database_url)
+        try:
+            lock.acquire_database(db)
+            db.create_schema()
+            return _sandbox_chat(settings, db, user_id, admins, notes)
+        finally:
+            lock.release()
+            db.dispose()
+
+
+def _sandbox_chat(settings: Settings, db: Database, user_id: int, admins: list[int], notes: list[str]) -> int:
+    from bot.app import BotThread, build_application
+    from bot.emulator import Emulator
+    from bot.terminal_chat import run_terminal_chat
+
     emulator = Emulator().start()
     try:
         print("Preparing the sandbox…", flush=True)
-        ensure_model(settings, db, say=lambda line: print(line, flush=True))
+        ensure_model(settings, db, say=lambda line: print(line, flush=True), sample=True)
         local = settings.model_copy(update={
             "telegram_bot_token": SecretStr(emulator.token),
             "telegram_api_base_url": emulator.base_url,
@@ -267,7 +294,7 @@ def sandbox(args: argparse.Namespace, settings: Settings) -> int:
             return run_terminal_chat(emulator, user_id=user_id, files_dir=settings.home / "sandbox-files")
     finally:
         emulator.stop()
-        db.dispose()
 
 
-__all__ = ["DEFAULT_SANDBOX_USER", "ensure_model", "run", "sandbox", "sandbox_identity"]
+__all__ = ["DEFAULT_SANDBOX_USER", "WAITING_FOR_DATA", "check_bot_api", "ensure_model", "run", "sandbox",
+           "sandbox_identity"]
