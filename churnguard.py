@@ -361,7 +361,14 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--map", dest="map_flags", default=None, metavar="FIELD=COLUMN,...",
                         help="column mapping as flags, e.g. client_id=cust,timestamp=ts")
     command("schema", "storage.commands:show_schema", "Show the dataset schema remembered in storage.")
-    command("status", "storage.commands:status", "Show what the store holds: batches, clients, models.")
+    command("status", "storage.commands:status", "Show what the store holds: batches, clients, models (read-only).")
+    health = command("health", "jobs.health:health",
+                     "Check, read-only and fast, that the store answers, a model can serve and the service runs; "
+                     "exit 0 healthy, 1 unhealthy.")
+    health.add_argument("--service", action="store_true",
+                        help="unhealthy when no service runs on this home (the Docker HEALTHCHECK sets it)")
+    health.add_argument("--max-age", dest="max_age", type=float, default=None, metavar="SECONDS",
+                        help="oldest acceptable heartbeat of the running service (default 30)")
     features = command("features", "storage.events.commands:features",
                        "Write the point-in-time event features of the active clients as of a date.")
     features.add_argument("--as-of", dest="as_of", required=True, metavar="DATE",
@@ -427,6 +434,17 @@ def _resolve(path: str) -> Handler:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "health":
+        return _main(args)
+    # Docker reads a HEALTHCHECK's exit code: 0 healthy, 1 unhealthy, and 2 is reserved.
+    try:
+        code = _main(args)
+    except SystemExit as stop:  # e.g. an invalid setting: unhealthy, with its one line on stderr
+        code = stop.code if isinstance(stop.code, int) else 1
+    return 0 if code == 0 else 1
+
+
+def _main(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in SCHEMA_FIELDS if getattr(args, name, None) is not None}
     settings = load_settings(**overrides)
     from storage.errors import UserError

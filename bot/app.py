@@ -37,6 +37,7 @@ from bot.access import AccessList, Role
 from bot.emulator.ptb import PollingThread
 from bot.guard import gate, guard
 from bot.handlers import admin, alerts, drift, errors, model, scoring, start, subscribe, top, upload
+from bot.heartbeat import HEARTBEAT_KEY, HeartbeatWriter, PollRequest, heartbeat_of
 from bot.notifier import TelegramNotifier
 from bot.retry import RetryingRateLimiter
 from bot.services import SERVICES_KEY, Command, Services, services_of
@@ -99,8 +100,9 @@ def build_application(
         pool_timeout=20.0,
         media_write_timeout=60.0,
     )
-    # getUpdates gets its own small pool: a long poll must never wait behind replies.
-    updates_request = HTTPXRequest(connection_pool_size=2, connect_timeout=10.0, read_timeout=10.0, pool_timeout=10.0)
+    # getUpdates gets its own small pool: a long poll must never wait behind replies.  It also
+    # remembers when a poll last succeeded, for the heartbeat (bot/heartbeat.py).
+    updates_request = PollRequest(connection_pool_size=2, connect_timeout=10.0, read_timeout=10.0, pool_timeout=10.0)
     application: ChurnGuardApp = (
         ApplicationBuilder()
         .token(token)
@@ -123,6 +125,7 @@ def build_application(
         schedule_jobs=schedule_jobs,
     )
     application.bot_data[SERVICES_KEY] = svc
+    application.bot_data[HEARTBEAT_KEY] = HeartbeatWriter(settings.home, updates_request)
     for handler, group in handlers(svc.commands):
         application.add_handler(handler, group=group)
     application.add_error_handler(errors.on_error)
@@ -159,6 +162,9 @@ async def setup(application: ChurnGuardApp) -> None:
     await publish_commands(application, svc)
     if svc.schedule_jobs:
         await svc.start_scheduler()
+    heartbeat = heartbeat_of(application)
+    if heartbeat is not None:
+        heartbeat.start(application)
     # Everything loaded so far lives as long as the process: keep full collections from
     # walking it during answers (bot/workers.py).  Once per process, before polling starts.
     freeze_startup_heap()
@@ -167,8 +173,11 @@ async def setup(application: ChurnGuardApp) -> None:
 
 
 async def teardown(application: ChurnGuardApp) -> None:
-    """post_shutdown: stop the scheduler; the database is the caller's to dispose."""
+    """post_shutdown: stop the heartbeat and the scheduler; the database is the caller's to dispose."""
     svc = services_of(application)
+    heartbeat = heartbeat_of(application)
+    if heartbeat is not None:
+        await heartbeat.stop()
     await svc.stop_scheduler()
     svc.close_pools()
 
