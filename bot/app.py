@@ -35,6 +35,7 @@ from telegram.request import HTTPXRequest
 
 from bot.access import AccessList, Role
 from bot.emulator.ptb import PollingThread
+from bot.first_upload import announce_waiting
 from bot.guard import gate, guard
 from bot.handlers import admin, alerts, drift, errors, model, scoring, start, subscribe, top, upload
 from bot.heartbeat import HEARTBEAT_KEY, HeartbeatWriter, PollRequest, heartbeat_of
@@ -59,6 +60,7 @@ POLL_TIMEOUT_SECONDS = 10
 # Requests beyond that wait for a free connection (pool_timeout), they do not fail.
 CONNECTIONS = 4
 SCOPES_META_KEY = "bot.command_scopes"
+ANNOUNCE_KEY = "churnguard.announce_waiting"
 
 ChurnGuardApp = Application[Any, Any, Any, Any, Any, Any]
 
@@ -78,6 +80,7 @@ def build_application(
     overall_max_rate: float = 30.0,
     schedule_jobs: bool = True,
     notes: Sequence[str] = (),
+    announce: bool = False,
 ) -> ChurnGuardApp:
     """A configured, not yet initialised Application.
 
@@ -85,6 +88,8 @@ def build_application(
     to 0 because a local emulator has no such limit and pacing would be all it measured.
     ``schedule_jobs`` False leaves the scheduled jobs out (tests that only exercise the bot).
     ``connections`` caps the keep-alive connections used for replies (see ``CONNECTIONS``).
+    ``announce`` tells each admin at start how to send data when the store is empty
+    (``churnguard run`` sets it; tests and the sandbox do not).
     """
     if settings.telegram_bot_token is None or not settings.telegram_bot_token.get_secret_value().strip():
         raise UserError("TELEGRAM_BOT_TOKEN is not set; set it, or try the bot offline with `churnguard sandbox`")
@@ -126,6 +131,7 @@ def build_application(
     )
     application.bot_data[SERVICES_KEY] = svc
     application.bot_data[HEARTBEAT_KEY] = HeartbeatWriter(settings.home, updates_request)
+    application.bot_data[ANNOUNCE_KEY] = announce
     for handler, group in handlers(svc.commands):
         application.add_handler(handler, group=group)
     application.add_error_handler(errors.on_error)
@@ -165,6 +171,8 @@ async def setup(application: ChurnGuardApp) -> None:
     heartbeat = heartbeat_of(application)
     if heartbeat is not None:
         heartbeat.start(application)
+    if application.bot_data.get(ANNOUNCE_KEY):
+        await announce_waiting(application)
     # Everything loaded so far lives as long as the process: keep full collections from
     # walking it during answers (bot/workers.py).  Once per process, before polling starts.
     freeze_startup_heap()

@@ -211,7 +211,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             lock.acquire_database(db)
             db.create_schema()
             ensure_model(settings, db, say=log.info, sample=bool(getattr(args, "with_sample", False)))
-            application = build_application(settings, db=db)
+            application = build_application(settings, db=db, announce=True)
             log.info("polling %s for updates as @%s; stop with Ctrl-C or SIGTERM", server, username)
             try:
                 application.run_polling(

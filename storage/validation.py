@@ -209,7 +209,7 @@ def _check_ids(ids: pd.Series, column: str, name: str) -> None:
         )
 
 
-def _same(value: str, expected: str) -> bool:
+def same_label(value: str, expected: str) -> bool:
     """Label values match as text, or as numbers when both are numbers ("1" and "1.0")."""
     if value == expected:
         return True
@@ -217,6 +217,9 @@ def _same(value: str, expected: str) -> bool:
         return float(value) == float(expected)
     except ValueError:
         return False
+
+
+_same = same_label
 
 
 def _encode_label(
@@ -379,5 +382,6 @@ __all__ = [
     "column_auc",
     "drift_warnings",
     "leak_warnings",
+    "same_label",
     "validate",
 ]
