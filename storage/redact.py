@@ -156,7 +156,8 @@ _installed_factory: Callable[..., logging.LogRecord] | None = None
 
 
 def install(*secrets: str | None) -> None:
-    """Register ``secrets`` and mask every log record and uncaught exception of this process.
+    """Register ``secrets`` and mask every log record, warning and uncaught exception of this
+    process.
 
     Call it at start-up in every entry point, before anything logs; calling it again (with
     more secrets, or after logging was configured) is safe and adds the filter to handlers
@@ -183,6 +184,7 @@ def install(*secrets: str | None) -> None:
         logging.setLogRecordFactory(factory)
     sys.excepthook = _excepthook
     threading.excepthook = _thread_excepthook
+    logging.captureWarnings(True)  # a library's warning text goes through the same filter
 
 
 def _excepthook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:
