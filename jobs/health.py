@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -159,13 +160,19 @@ def run_checks(settings: Settings, *, require_service: bool, max_age: float) -> 
         checks.append(Check("model", "fail", "not checked: no store"))
     else:
         with db:
-            try:
-                checks.append(check_store(db))
-                checks.append(check_model(db, settings.models_dir))
-            except Exception as error:  # a broken store is an answer, not a crash
-                checks.append(Check("store", "fail", f"{type(error).__name__}: {error}"))
-    checks.append(check_service(settings.home, required=require_service, max_age=max_age))
+            checks.append(_guarded("store", lambda: check_store(db)))
+            checks.append(_guarded("model", lambda: check_model(db, settings.models_dir)))
+    checks.append(_guarded("service", lambda: check_service(settings.home, required=require_service,
+                                                            max_age=max_age)))
     return checks
+
+
+def _guarded(name: str, check: Callable[[], Check]) -> Check:
+    """A check that cannot run (a damaged store, an unreadable file) is a failed check, not a crash."""
+    try:
+        return check()
+    except Exception as error:
+        return Check(name, "fail", f"{type(error).__name__}: {error}")
 
 
 def health(args: argparse.Namespace, settings: Settings) -> int:
