@@ -28,6 +28,14 @@ def _env(name: str) -> Any:
     return AliasChoices(name, name.lower())
 
 
+def _variable_of(key: str) -> str:
+    """The environment variable a keyword argument of ``Settings`` stands for (unchanged when it
+    is already one, or one of pydantic-settings' ``_env_file``-style options)."""
+    info = Settings.model_fields.get(key)
+    alias = info.validation_alias if info is not None else None
+    return str(alias.choices[0]) if isinstance(alias, AliasChoices) else key
+
+
 def _split_csv(value: object) -> object:
     """Comma-separated lists are friendlier in a .env file than JSON arrays."""
     if value is None:
@@ -40,9 +48,16 @@ def _split_csv(value: object) -> object:
 class Settings(BaseSettings):
     """Everything a deployment may tune; each field names its environment variable."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
-    )
+    # No ``populate_by_name``: with it, pydantic-settings also reads each field's bare name from
+    # the environment and .env (``HOME``, ``DATABASE_URL``, ``LOG_LEVEL``...), so a login's $HOME
+    # became the data folder.  Only the names given by ``_env`` are read; code that builds
+    # Settings by field name (flags, tests) goes through ``__init__`` below.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        """Accept field names (``Settings(home=...)``) as well as variable names, for code only:
+        they are translated to the variable name here, never looked up in the environment."""
+        super().__init__(**{_variable_of(key): value for key, value in values.items()})
 
     # --- where things live -------------------------------------------------------------
     home: Path = Field(Path("./var"), validation_alias=_env("CHURNGUARD_HOME"))
@@ -270,12 +285,39 @@ def format_settings_error(error: ValidationError) -> str:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings or exit with one clear line; used by every entry point."""
+    """Build settings or exit with one clear line; used by every entry point.
+
+    Registers the settings' secrets for redaction (``storage.redact``) before anything can
+    log or print them: every log record and every ``churnguard:`` line is masked from here on.
+    """
+    from storage import redact
+
+    redact.install()
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as error:
-        print(f"churnguard: {format_settings_error(error)}", file=sys.stderr)
+        print(f"churnguard: {redact.redact(format_settings_error(error))}", file=sys.stderr)
         raise SystemExit(2) from None
+    redact.install(*secrets_of(settings))
+    return settings
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """What must never be shown: the bot token and the passwords of the database URLs."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    found: list[str] = []
+    if settings.telegram_bot_token is not None:
+        found.append(settings.telegram_bot_token.get_secret_value().strip())
+    for url in (settings.database_url, settings.source_url):
+        try:
+            password = make_url(url).password if url else None
+        except ArgumentError:
+            continue
+        if password:
+            found.append(str(password))
+    return found
 
 
 # ------------------------------------------------------------------------------------------
@@ -347,7 +389,14 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--map", dest="map_flags", default=None, metavar="FIELD=COLUMN,...",
                         help="column mapping as flags, e.g. client_id=cust,timestamp=ts")
     command("schema", "storage.commands:show_schema", "Show the dataset schema remembered in storage.")
-    command("status", "storage.commands:status", "Show what the store holds: batches, clients, models.")
+    command("status", "storage.commands:status", "Show what the store holds: batches, clients, models (read-only).")
+    health = command("health", "jobs.health:health",
+                     "Check, read-only and fast, that the store answers, a model can serve and the service runs; "
+                     "exit 0 healthy, 1 unhealthy.")
+    health.add_argument("--service", action="store_true",
+                        help="unhealthy when no service runs on this home (the Docker HEALTHCHECK sets it)")
+    health.add_argument("--max-age", dest="max_age", type=float, default=None, metavar="SECONDS",
+                        help="oldest acceptable heartbeat of the running service (default 30)")
     features = command("features", "storage.events.commands:features",
                        "Write the point-in-time event features of the active clients as of a date.")
     features.add_argument("--as-of", dest="as_of", required=True, metavar="DATE",
@@ -386,8 +435,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "Score every stored client and store the predictions.", schema=True)
     score_all.add_argument("--as-of", dest="as_of", default=None, help=as_of_help)
 
-    command("run", "bot.commands:run", "Run the Telegram bot and the scheduler (sandbox without a token).",
-            json_out=False)
+    run = command("run", "bot.commands:run", "Run the Telegram bot and the scheduler (sandbox without a token).",
+                  json_out=False)
+    run.add_argument("--with-sample", dest="with_sample", action="store_true",
+                     help="load the bundled Telco sample into an empty store and train on it (the sandbox always "
+                          "does; a real bot waits for an admin's upload instead)")
     sandbox = command("sandbox", "bot.commands:sandbox", "Chat with the bot offline through a local Bot API emulator.",
                       json_out=False)
     sandbox.add_argument("--user-id", type=int, default=None, help="who you are in the chat (default: first admin)")
@@ -445,6 +497,17 @@ def _resolve(path: str) -> Handler:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "health":
+        return _main(args)
+    # Docker reads a HEALTHCHECK's exit code: 0 healthy, 1 unhealthy, and 2 is reserved.
+    try:
+        code = _main(args)
+    except SystemExit as stop:  # e.g. an invalid setting: unhealthy, with its one line on stderr
+        code = stop.code if isinstance(stop.code, int) else 1
+    return 0 if code == 0 else 1
+
+
+def _main(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in SCHEMA_FIELDS if getattr(args, name, None) is not None}
     settings = load_settings(**overrides)
     from storage.errors import UserError
@@ -455,11 +518,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except UserError as error:
         from storage.ids import visible, visible_json
+        from storage.redact import redact
 
         if getattr(args, "json", False):
-            print(visible_json(json.dumps({"error": str(error), **error.details}, indent=2, default=str,
-                                          ensure_ascii=False)))
-        print(visible(f"churnguard: {error}", keep="\n\t"), file=sys.stderr)
+            payload = json.dumps({"error": str(error), **error.details}, indent=2, default=str, ensure_ascii=False)
+            print(visible_json(redact(payload)))
+        print(visible(f"churnguard: {redact(str(error))}", keep="\n\t"), file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         return 130

@@ -35,8 +35,10 @@ from telegram.request import HTTPXRequest
 
 from bot.access import AccessList, Role
 from bot.emulator.ptb import PollingThread
+from bot.first_upload import announce_waiting
 from bot.guard import gate, guard
 from bot.handlers import admin, alerts, campaign, drift, errors, export, model, scoring, start, subscribe, top, upload
+from bot.heartbeat import HEARTBEAT_KEY, HeartbeatWriter, PollRequest, heartbeat_of
 from bot.notifier import TelegramNotifier
 from bot.retry import RetryingRateLimiter
 from bot.services import SERVICES_KEY, Command, Services, services_of
@@ -58,6 +60,7 @@ POLL_TIMEOUT_SECONDS = 10
 # Requests beyond that wait for a free connection (pool_timeout), they do not fail.
 CONNECTIONS = 4
 SCOPES_META_KEY = "bot.command_scopes"
+ANNOUNCE_KEY = "churnguard.announce_waiting"
 
 ChurnGuardApp = Application[Any, Any, Any, Any, Any, Any]
 
@@ -77,6 +80,7 @@ def build_application(
     overall_max_rate: float = 30.0,
     schedule_jobs: bool = True,
     notes: Sequence[str] = (),
+    announce: bool = False,
 ) -> ChurnGuardApp:
     """A configured, not yet initialised Application.
 
@@ -84,6 +88,8 @@ def build_application(
     to 0 because a local emulator has no such limit and pacing would be all it measured.
     ``schedule_jobs`` False leaves the scheduled jobs out (tests that only exercise the bot).
     ``connections`` caps the keep-alive connections used for replies (see ``CONNECTIONS``).
+    ``announce`` tells each admin at start how to send data when the store is empty
+    (``churnguard run`` sets it; tests and the sandbox do not).
     """
     if settings.telegram_bot_token is None or not settings.telegram_bot_token.get_secret_value().strip():
         raise UserError("TELEGRAM_BOT_TOKEN is not set; set it, or try the bot offline with `churnguard sandbox`")
@@ -99,8 +105,9 @@ def build_application(
         pool_timeout=20.0,
         media_write_timeout=60.0,
     )
-    # getUpdates gets its own small pool: a long poll must never wait behind replies.
-    updates_request = HTTPXRequest(connection_pool_size=2, connect_timeout=10.0, read_timeout=10.0, pool_timeout=10.0)
+    # getUpdates gets its own small pool: a long poll must never wait behind replies.  It also
+    # remembers when a poll last succeeded, for the heartbeat (bot/heartbeat.py).
+    updates_request = PollRequest(connection_pool_size=2, connect_timeout=10.0, read_timeout=10.0, pool_timeout=10.0)
     application: ChurnGuardApp = (
         ApplicationBuilder()
         .token(token)
@@ -123,6 +130,8 @@ def build_application(
         schedule_jobs=schedule_jobs,
     )
     application.bot_data[SERVICES_KEY] = svc
+    application.bot_data[HEARTBEAT_KEY] = HeartbeatWriter(settings.home, updates_request)
+    application.bot_data[ANNOUNCE_KEY] = announce
     for handler, group in handlers(svc.commands):
         application.add_handler(handler, group=group)
     application.add_error_handler(errors.on_error)
@@ -161,6 +170,11 @@ async def setup(application: ChurnGuardApp) -> None:
     await publish_commands(application, svc)
     if svc.schedule_jobs:
         await svc.start_scheduler()
+    heartbeat = heartbeat_of(application)
+    if heartbeat is not None:
+        heartbeat.start(application)
+    if application.bot_data.get(ANNOUNCE_KEY):
+        await announce_waiting(application)
     # Everything loaded so far lives as long as the process: keep full collections from
     # walking it during answers (bot/workers.py).  Once per process, before polling starts.
     freeze_startup_heap()
@@ -169,9 +183,12 @@ async def setup(application: ChurnGuardApp) -> None:
 
 
 async def teardown(application: ChurnGuardApp) -> None:
-    """post_shutdown: stop the jobs (a running retrain is cancelled) and the scheduler; the
-    database is the caller's to dispose."""
+    """post_shutdown: stop the heartbeat, the jobs (a running retrain is cancelled) and the
+    scheduler; the database is the caller's to dispose."""
     svc = services_of(application)
+    heartbeat = heartbeat_of(application)
+    if heartbeat is not None:
+        await heartbeat.stop()
     await svc.stop_jobs()
     await svc.stop_scheduler()
     await svc.stop_audit_retry()
@@ -258,9 +275,12 @@ async def running(application: ChurnGuardApp, *, poll_timeout: int = POLL_TIMEOU
         finally:
             if application.updater.running:
                 await application.updater.stop()
-            await teardown(application)
+            # Cancel a running retrain first, then let the handlers finish (the /retrain handler
+            # says it was cancelled), and only then close the pools they use.
+            await services_of(application).stop_jobs()
             if application.running:
                 await application.stop()
+            await teardown(application)
 
 
 class BotThread(PollingThread):

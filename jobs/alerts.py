@@ -27,6 +27,7 @@ from sqlmodel import col, select
 
 from jobs.notifier import KINDS, SEVERITIES, AlertMessage, Audience, Notifier
 from storage.db import Database
+from storage.redact import redact, redact_values
 from storage.tables import Alert, utcnow
 
 log = logging.getLogger("churnguard.alerts")
@@ -150,13 +151,15 @@ def raise_alert(
         previous_id = None if previous is None else previous.id
         if not raise_it:
             return AlertDecision(draft, False, reason, None, previous_id)
-        figures = json_safe({**draft.figures, LEVEL: draft.level, TITLE: draft.title})
+        # Alerts quote errors (a failed job, a refused file or SQL pull): mask secrets before
+        # they are stored, and so before any chat or log sees them.
+        figures = redact_values(json_safe({**draft.figures, LEVEL: draft.level, TITLE: draft.title}))
         row = Alert(
             created_at=now,
             kind=draft.kind,
             severity=draft.severity,
             fingerprint=draft.fingerprint,
-            message=draft.text,
+            message=redact(draft.text),
             figures=figures,
         )
         session.add(row)

@@ -48,6 +48,7 @@ from jobs.notifier import Notifier
 from jobs.runs import RunView, finish_run, start_run
 from storage.db import Database
 from storage.errors import UserError
+from storage.redact import redact
 
 if TYPE_CHECKING:
     from churnguard import Settings
@@ -458,7 +459,7 @@ class JobRunner:
         return self._cancelled(step, run_id, JobCancelled("the service is stopping; it did not start"))
 
     def _failed(self, step: FollowUp, run_id: int, error: Exception) -> RunReport:
-        message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+        message = redact(str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}")
         if not isinstance(error, UserError):
             log.error("job %s failed:\n%s", step.job, "".join(traceback.format_exception(error)))
         view = finish_run(self.db, run_id, "failed", error=message,

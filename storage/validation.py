@@ -244,7 +244,7 @@ def _check_ids(ids: pd.Series, column: str, name: str, as_of: Sequence[datetime]
         )
 
 
-def _same(value: str, expected: str) -> bool:
+def same_label(value: str, expected: str) -> bool:
     """Label values match as text, or as numbers when both are numbers ("1" and "1.0")."""
     if value == expected:
         return True
@@ -252,6 +252,9 @@ def _same(value: str, expected: str) -> bool:
         return float(value) == float(expected)
     except ValueError:
         return False
+
+
+_same = same_label
 
 
 def _encode_label(
@@ -414,5 +417,6 @@ __all__ = [
     "column_auc",
     "drift_warnings",
     "leak_warnings",
+    "same_label",
     "validate",
 ]

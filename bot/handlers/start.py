@@ -10,6 +10,7 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.access import Role
+from bot.first_upload import waiting_note
 from bot.messages import reply
 from bot.services import Command, services
 
@@ -34,7 +35,11 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     user = update.effective_user
     role = svc.access.role(user.id if user else None)
-    await reply(update, context, help_text(role, svc.commands, svc.notes))
+    notes = list(svc.notes)
+    if role >= Role.ADMIN:  # an empty store: how to send the first data (bot/first_upload.py)
+        waiting = await svc.offload(waiting_note, svc.db, svc.settings)
+        notes += [waiting] if waiting else []
+    await reply(update, context, help_text(role, svc.commands, notes))
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -25,6 +25,7 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
+from bot.first_upload import upload_schema
 from bot.messages import reply, show_activity
 from bot.retry import retry_call
 from bot.services import Services, services
@@ -33,7 +34,6 @@ from jobs.runner import FOLLOW_UP_WAIT_SECONDS
 from storage.errors import IngestRejected, UserError
 from storage.ingest import ingest_file
 from storage.readers import Limits
-from storage.schema import schema_from_settings
 
 if TYPE_CHECKING:
     from churnguard import Settings
@@ -147,8 +147,10 @@ async def upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
             # The server did not tell the size up front; the download is discarded unread.
             await reply(update, context, f"{check(size)}\n{NOTHING_STORED}")
             return "refused after download: too large"
-        schema, explicit = schema_from_settings(settings)
         try:
+            # The first file may name its columns in the caption (bot/first_upload.py).
+            schema, explicit = await svc.offload(upload_schema, svc.db, settings, message.caption, target, name,
+                                                 Limits.from_settings(settings))
             report = await svc.offload(
                 ingest_file, svc.db, target, schema=schema, explicit=explicit,
                 limits=Limits.from_settings(settings), source_name=name,
