@@ -69,4 +69,5 @@ def test_unknown_new_malformed_and_missing_ids_each_get_a_clear_answer(
     assert unknown.buttons() == [] and new.buttons() == []
     assert bot.ask(VIEWER, "/score \u200b") == "Malformed client id: the id contains control or invisible characters"
     assert bot.ask(VIEWER, "/score " + "9" * 201).startswith("Malformed client id: the id is 201 characters long")
-    assert bot.ask(VIEWER, "/score") == USAGE
+    # the example is an id of this store (the Telco sample's first client), not a made-up one
+    assert bot.ask(VIEWER, "/score") == f"{USAGE}, for example /score {KNOWN}."
