@@ -1,4 +1,4 @@
-"""CSV upload (admin): a CRM export sent as a document is ingested like `churnguard ingest`.
+"""CSV upload (admin): a CRM export sent as a document is ingested like ``churnguard ingest``.
 
 The type and size are checked from the message metadata *before* anything is downloaded,
 so a 2 GB file sent by mistake costs nothing.  The file is stored only through the same
@@ -55,8 +55,8 @@ def check_document(file_name: str | None, file_size: int | None, max_upload_mb: 
     limit = int(max_upload_mb * 1024 * 1024)
     if file_size is not None and file_size > limit:
         return (f"{file_name!r} is {megabytes(file_size)}; uploads are limited to {max_upload_mb:g} MB "
-                "(CHURNGUARD_MAX_UPLOAD_MB). Split the export, or ingest it on the server with "
-                "`churnguard ingest FILE`.")
+                "(CHURNGUARD_MAX_UPLOAD_MB). Split the export into smaller files and send them one by one, "
+                "or ask an admin to put the file in the service's inbox folder.")
     return None
 
 
@@ -104,16 +104,17 @@ async def upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
                 limits=Limits.from_settings(settings), source_name=name,
             )
         except IngestRejected as error:
-            await reply(update, context, f"{name} was rejected. {NOTHING_STORED}\n{error}", filename="rejected.txt")
+            await reply(update, context, f"{name} was rejected. {NOTHING_STORED}\n{error.for_chat()}",
+                        filename="rejected.txt")
             return f"rejected: {str(error)[:40]}"
         except UserError as error:
-            await reply(update, context, f"{name} was not ingested. {NOTHING_STORED}\n{error}")
+            await reply(update, context, f"{name} was not ingested. {NOTHING_STORED}\n{error.for_chat()}")
             return f"refused: {str(error)[:40]}"
     finally:
         with contextlib.suppress(OSError):
             target.unlink()
     await svc.offload(svc.after_change)
-    text = report.to_text()
+    text = report.to_text("chat")
     started = report.stored and svc.runner is not None
     if started:
         follow_ups = await svc.offload(arrival_follow_ups, svc.db, settings, [report.batch_id])
