@@ -35,7 +35,7 @@ _BOTH_COLUMNS = Advice(cli=" (--id-column, --label-column)",
                        chat=" (an admin sets both in the service's settings)")
 _ID_COLUMN = Advice(cli="Name the id column with --id-column (or CHURNGUARD_ID_COLUMN)",
                     chat="Send a file with that column, or an admin must name the id column in the service's "
-                         "settings (CHURNGUARD_ID_COLUMN)")
+                         "settings (CHURNGUARD_ID_COLUMN).")
 _ONE_CLASS = Advice(cli=". Check --positive-label, or send a batch with both outcomes first",
                     chat=". Check the churn value the service is set to (an admin sets it), or send a batch "
                          "with both outcomes first")
