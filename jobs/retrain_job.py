@@ -177,7 +177,7 @@ def run(ctx: JobContext) -> JobResult:
 
 
 TRIGGER_WORDS = {
-    "manual": "it was asked for",
+    "manual": "an admin asked for it",
     "schedule": "its schedule was due",
     "catch_up": "a scheduled retrain was missed while the service was down",
     "new_labels": "new labelled data arrived",
@@ -194,7 +194,9 @@ def announce(version: str, *, promoted: bool, before: str | None, trigger: str, 
     A retrain the scheduler or a new file started happens while nobody watches; without this
     the team would only notice a different model version in /score.
     """
-    because = f"It retrained because {TRIGGER_WORDS.get(trigger, trigger)} ({why}), on {window}."
+    # who asked is in the audit log; the news says why the data called for a new model
+    detail = "" if trigger == "manual" else f" ({why})"
+    because = f"It retrained because {TRIGGER_WORDS.get(trigger, trigger)}{detail}, on {window}."
     figures = _test_line(test)
     if promoted:
         title = f"New champion model {version}" + (f" (was {before})" if before else "")
