@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Self
@@ -36,12 +37,12 @@ from telegram.request import HTTPXRequest
 from bot.access import AccessList, Role
 from bot.emulator.ptb import PollingThread
 from bot.first_upload import announce_waiting
-from bot.guard import gate, guard
+from bot.guard import gate, guard, guard_button, unknown_button
 from bot.handlers import admin, alerts, campaign, drift, errors, export, model, scoring, start, subscribe, top, upload
 from bot.heartbeat import HEARTBEAT_KEY, HeartbeatWriter, PollRequest, heartbeat_of
 from bot.notifier import TelegramNotifier
 from bot.retry import RetryingRateLimiter
-from bot.services import SERVICES_KEY, Command, Services, services_of
+from bot.services import SERVICES_KEY, Button, Command, Services, services_of
 from bot.workers import background_pool, freeze_startup_heap
 from storage.db import Database
 from storage.errors import UserError
@@ -138,16 +139,29 @@ def build_application(
     return application
 
 
+def all_buttons() -> list[Button]:
+    """Every kind of inline button; each belongs to a command and obeys its rules."""
+    return [*scoring.BUTTONS, *top.BUTTONS, *export.BUTTONS, *campaign.BUTTONS]
+
+
 def handlers(commands: Iterable[Command]) -> list[tuple[BaseHandler[Any, Any, Any], int]]:
-    """The gate first (group -1), then commands, buttons, uploads, and the fallback last."""
+    """The gate first (group -1), then commands, buttons, uploads, and the fallback last.
+
+    Commands and buttons go through the same guard (bot/guard.py): a button whose command is
+    not registered would have no rules to obey, so it is an error at start-up.
+    """
     found: list[tuple[BaseHandler[Any, Any, Any], int]] = [(TypeHandler(Update, gate), -1)]
-    for command in commands:
+    by_name = {command.name: command for command in commands}
+    for command in by_name.values():
         callback = guard(command.name, command.role, command.callback, private_only=command.private_only)
         found.append((CommandHandler(command.name, callback), 0))
-    for handler in (*scoring.callback_handlers(), *top.callback_handlers(), *export.callback_handlers(),
-                    *campaign.handlers()):
-        found.append((handler, 0))
-    found.append((CallbackQueryHandler(start.expired_button), 0))
+    for button in all_buttons():
+        if button.command not in by_name:
+            raise RuntimeError(f"button {button.action} belongs to /{button.command}, which is not a command")
+        found.append((CallbackQueryHandler(guard_button(button, by_name[button.command]),
+                                           pattern=f"^{re.escape(button.prefix)}"), 0))
+    found.append((CallbackQueryHandler(unknown_button), 0))
+    found += [(handler, 0) for handler in campaign.handlers()]
     found.append((MessageHandler(filters.Document.ALL, guard("upload", Role.ADMIN, upload.upload)), 0))
     found.append((MessageHandler(filters.COMMAND | filters.TEXT, start.unknown_command), 0))
     return found
@@ -310,4 +324,4 @@ class BotThread(PollingThread):
         return super().run(coroutine, timeout)
 
 
-__all__ = ["BotThread", "ChurnGuardApp", "all_commands", "build_application", "command_menus", "publish_commands", "running", "setup"]
+__all__ = ["BotThread", "ChurnGuardApp", "all_buttons", "all_commands", "build_application", "command_menus", "publish_commands", "running", "setup"]

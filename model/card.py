@@ -19,6 +19,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from model.business import offer_source_text
+from model.chart_labels import literal
 
 if TYPE_CHECKING:
     from model.lifecycle import TrainingOutcome
@@ -31,8 +32,9 @@ CHARTS = {
     "confusion_matrix": "confusion_matrix.png",
     "importances": "importances.png",
 }
+# "champion" is the champion when the version was trained, which it may since have replaced.
 MODEL_LABELS = {"lightgbm": "LightGBM", "logistic": "Logistic regression", "majority": "Majority (prior)",
-                "champion": "Current champion"}
+                "champion": "Champion at training time"}
 _STYLE = {"lightgbm": "C0", "logistic": "C1", "majority": "C7", "champion": "C2"}
 
 
@@ -134,6 +136,8 @@ def _confusion_chart(metrics: Mapping[str, Any]) -> Figure:
                       color="white" if dark else "black", fontsize=9)
     axes.set_xticks([0, 1], ["not flagged", "flagged"])
     axes.set_yticks([0, 1], ["stays", "churns"])
+    axes.set_xlabel("Predicted")
+    axes.set_ylabel("Actual")
     axes.set_title(f"Test split at threshold {metrics['threshold']:.3f}")
     return figure
 
@@ -142,7 +146,7 @@ def _importance_chart(importances: Mapping[str, float], top: int = 15) -> Figure
     items = list(importances.items())[:top][::-1]
     figure = Figure(figsize=(6, max(2.5, 0.3 * len(items) + 1)), dpi=100)
     axes = figure.subplots()
-    axes.barh([name for name, _ in items], [share for _, share in items], color="C0")
+    axes.barh([literal(name) for name, _ in items], [share for _, share in items], color="C0")
     axes.set(xlabel="Share of total gain", title="Top features (LightGBM gain)")
     axes.tick_params(axis="y", labelsize=8)
     figure.tight_layout()
@@ -322,7 +326,10 @@ def summary_text(report: Mapping[str, Any]) -> str:
     ]
     for name in ("logistic", "majority", "champion"):
         if name in test:
-            lines.append(f"  {MODEL_LABELS[name]}: recall {_pct(test[name]['recall'])}, precision "
+            label = MODEL_LABELS[name]
+            if name == "champion" and report.get("champion_compared"):
+                label = f"{report['champion_compared']}, the champion when this version was trained"
+            lines.append(f"  {label}: recall {_pct(test[name]['recall'])}, precision "
                          f"{_pct(test[name]['precision'])}, PR-AUC {_num(test[name]['pr_auc'])}")
     lines.append(f"Campaign: {roi['flagged']} contacted, cost {_money(roi['cost'])}, benefit "
                  f"{_money(roi['benefit'])}, ROI {_num(roi['roi'], 2)}"

@@ -36,7 +36,9 @@ import pandas as pd
 from sqlalchemy import func, insert
 from sqlmodel import select
 
+from model.advice import INGEST_CLIENTS, INGEST_LATEST
 from model.artifact import ChurnModel, Contribution
+from model.chart_labels import literal
 from model.event_source import (
     GROUP_COLUMN,
     MIN_TENURE_DAYS,
@@ -61,7 +63,7 @@ from model.registry import NoChampion, Registry, Serving
 from model.rules import HistoryRule, risk_band, risk_bands
 from storage.clients import CLIENTS, get_latest, load_frame
 from storage.db import Database
-from storage.errors import UserError
+from storage.errors import Advice, Channel, UserError
 from storage.events.features import FeatureSpec, features_as_of, features_for_client, is_active
 from storage.ids import id_problem, visible
 from storage.schema import Schema, remembered_schema
@@ -107,6 +109,9 @@ class ScoreResult:
     warnings: tuple[str, ...] = ()
     record_id: int | None = None
     as_of: str | None = None
+    # What to do next when the client was not scored (the command line and a chat word it
+    # differently); ``message`` is channel-neutral and ends where the advice starts.
+    advice: Advice | None = None
 
     @property
     def scored(self) -> bool:
@@ -122,14 +127,17 @@ class ScoreResult:
             "threshold": self.threshold,
             "model_version": self.model_version,
             "reasons": [reason_dict(item) for item in self.reasons],
-            "message": self.message,
+            "message": self.message_for("cli"),
             "warnings": list(self.warnings),
             "as_of": self.as_of,
         }
 
-    def to_text(self) -> str:
+    def message_for(self, channel: Channel) -> str:
+        return self.message + (self.advice.text(channel) if self.advice is not None else "")
+
+    def to_text(self, channel: Channel = "cli") -> str:
         if not self.scored:
-            return self.message
+            return self.message_for(channel)
         assert self.probability is not None and self.threshold is not None
         lines = [
             f"Client {self.client_id}: churn risk {self.probability:.1%}, {self.risk_band} "
@@ -249,7 +257,7 @@ class Scorer:
         with self.db.read_session() as session:  # never waits behind an ingest (SQLite WAL)
             record = get_latest(session, cid)
         if record is None:
-            return ScoreResult(cid, UNKNOWN_CLIENT, unknown_client_text(cid))
+            return ScoreResult(cid, UNKNOWN_CLIENT, unknown_client_text(cid), advice=INGEST_LATEST)
         data = dict(record.data or {})
         if self.rule is not None and self.rule.matches(data):
             return ScoreResult(cid, INSUFFICIENT_HISTORY, insufficient_history_text(cid, str(self.rule)),
@@ -463,7 +471,7 @@ class Scorer:
         when = f"{moment:%Y-%m-%d %H:%M}"
         row = features_for_client(self.db, cid, moment, spec=spec)
         if row is None:
-            return ScoreResult(cid, UNKNOWN_CLIENT, unknown_client_text(cid), as_of=when)
+            return ScoreResult(cid, UNKNOWN_CLIENT, unknown_client_text(cid), as_of=when, advice=INGEST_LATEST)
         if not is_active(self.db, cid, moment):
             return ScoreResult(cid, NOT_ACTIVE, not_active_text(cid, when), as_of=when)
         problem = history_problem(row)
@@ -524,7 +532,7 @@ class Scorer:
             with self.db.read_session() as session:
                 stored = remembered_schema(session)
             if stored is None:
-                raise UserError("no clients stored yet: ingest a CRM export first (churnguard ingest FILE)")
+                raise UserError("no clients stored yet", advice=INGEST_CLIENTS)
             self.schema = Schema(stored.id_column, stored.label_column, stored.positive_label,
                                  tuple(stored.ignore_columns))
         return self.schema
@@ -569,6 +577,18 @@ def contribution_chart(result: ScoreResult, *, title: str | None = None) -> byte
     Built on a bare ``Figure`` rather than pyplot so that concurrent bot handlers do not share
     matplotlib's global state.
     """
+    figure = contribution_figure(result, title=title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def contribution_figure(result: ScoreResult, *, title: str | None = None) -> Any:
+    """The ``matplotlib.figure.Figure`` of :func:`contribution_chart`, not yet drawn to PNG.
+
+    The axis speaks the reader's language (which way each reason pushes the risk), not the
+    model's (log-odds); labels come from the CRM, so they are drawn literally (``$`` included).
+    """
     if not result.scored or not result.reasons:
         raise UserError(f"no reasons to draw for client {result.client_id}: {result.message}")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -582,15 +602,14 @@ def contribution_chart(result: ScoreResult, *, title: str | None = None) -> byte
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
     axes.barh(range(len(items)), effects, color=colours)
-    axes.set_yticks(range(len(items)), labels=[label[:48] for label in labels])
+    axes.set_yticks(range(len(items)), labels=[literal(label[:48]) for label in labels])
     axes.axvline(0, color="#555555", linewidth=0.8)
-    axes.set_xlabel("effect on churn risk (log-odds; right = raises risk)")
+    axes.set_xlabel("← pushes risk down   |   pushes risk up →")
     assert result.probability is not None
-    axes.set_title(title or f"Client {result.client_id}: {result.probability:.1%} ({result.risk_band})")
+    axes.set_title(literal(title) if title is not None
+                   else f"Client {literal(result.client_id)}: {result.probability:.1%} ({result.risk_band})")
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 __all__ = [
@@ -606,4 +625,5 @@ __all__ = [
     "Scorer",
     "clean_client_id",
     "contribution_chart",
+    "contribution_figure",
 ]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 from sqlmodel import select
 
+from model.advice import INGEST_EVENT_CLIENTS, INGEST_LABELLED
 from model.artifact import ChurnModel
 from model.campaigns.evidence import use_measured_offer
 from model.card import CARD_FILE
@@ -207,7 +208,7 @@ def train_candidate(
     else:
         stored = store_schema(db, settings)
         if stored is None:
-            raise UserError("no data stored yet: run churnguard ingest FILE with a labelled CRM export first")
+            raise UserError("no data stored yet", advice=INGEST_LABELLED)
         schema = stored
         if frame is None:
             say("loading the labelled clients")
@@ -325,7 +326,7 @@ def training_source(db: Database, settings: object) -> str:
     if source != "auto":
         if source == "events" and not has_event_clients(db):
             raise UserError("CHURNGUARD_TRAINING_SOURCE is events but no event clients are stored: ingest a "
-                            "clients table first (churnguard ingest FILE --kind clients --mapping M.toml)")
+                            "clients table first", advice=INGEST_EVENT_CLIENTS)
         return source
     with db.session() as session:
         flat = session.exec(select(ClientRecord.id).where(ClientRecord.label.is_not(None)).limit(1)).first()  # type: ignore[union-attr]

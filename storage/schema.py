@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, select
 
-from storage.errors import SchemaConflict
+from storage.errors import Advice, SchemaConflict
 from storage.tables import DatasetSchema
 
 
@@ -63,9 +63,13 @@ def resolve_schema(session: Session, requested: Schema, explicit: Collection[str
             env = "CHURNGUARD_" + name.upper()
             raise SchemaConflict(
                 f"this store remembers {name.replace('_', ' ')} {have!r} from its first batch, "
-                f"but {wanted!r} was requested ({flag} or {env}). Drop the flag/variable to use the "
-                f"remembered schema, or point CHURNGUARD_HOME (or CHURNGUARD_DATABASE_URL) at a new "
-                f"store for a different dataset.",
+                f"but {wanted!r} was requested",
+                advice=Advice(
+                    cli=f" ({flag} or {env}). Drop the flag/variable to use the remembered schema, or point "
+                    f"CHURNGUARD_HOME (or CHURNGUARD_DATABASE_URL) at a new store for a different dataset.",
+                    chat=" by the service's settings. A store holds one dataset: an admin must set the "
+                    "service back to the remembered schema, or give a different dataset a store of its own.",
+                ),
                 setting=name,
                 remembered=have,
                 requested=wanted,

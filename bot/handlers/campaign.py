@@ -27,7 +27,7 @@ from typing import Any
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
 from telegram.error import BadRequest
-from telegram.ext import BaseHandler, CallbackQueryHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import BaseHandler, ContextTypes, MessageHandler, filters
 
 from bot.access import Role
 from bot.guard import guard
@@ -35,7 +35,7 @@ from bot.handlers.admin import actor_of
 from bot.handlers.scoring import NO_MODEL_TEXT, command_argument, require_scorer
 from bot.messages import CAPTION_LIMIT, reply, show_activity, truncate
 from bot.retry import retry_call
-from bot.services import Command, Services, services
+from bot.services import Button, Command, Services, services
 from model.campaigns.contacts import contact_list_csv, log_button_contact, log_contacts
 from model.campaigns.service import (
     CampaignOptions,
@@ -299,16 +299,12 @@ async def _report(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Servi
 # Buttons
 # --------------------------------------------------------------------------------------------
 
-async def contacted(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
+async def contacted(update: Update, context: ContextTypes.DEFAULT_TYPE, parsed: tuple[int, ...]) -> str:
     """The "Contacted <client>" button: log a contact now, then refresh the page."""
     svc = services(context)
     query = update.callback_query
     if query is None:
         return "ignored"
-    parsed = parse_button(_CONTACTED, query.data)
-    if parsed is None:
-        await query.answer(STALE_BUTTON)
-        return "refused: malformed button"
     campaign_id, member_id, page = parsed
     member = await svc.offload(member_by_id, svc.db, member_id)
     if member is None or member.campaign_id != campaign_id or member.arm != TREATMENT:
@@ -324,15 +320,11 @@ async def contacted(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
     return f"campaign {campaign_id}: {member.client_id} " + ("contacted" if logged else "already logged")
 
 
-async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
+async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE, parsed: tuple[int, ...]) -> str:
     svc = services(context)
     query = update.callback_query
     if query is None:
         return "ignored"
-    parsed = parse_button(_PAGE, query.data)
-    if parsed is None:
-        await query.answer(STALE_BUTTON)
-        return "refused: malformed button"
     try:
         chosen = await svc.offload(campaign_or_refuse, svc.db, parsed[0])
     except UserError:
@@ -409,13 +401,20 @@ async def contact_log_upload(update: Update, context: ContextTypes.DEFAULT_TYPE)
 
 
 def handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, Any]]:
-    """The buttons and the document upload, each behind the guard of /campaign."""
+    """The contact-log upload, behind the guard of /campaign (its buttons are ``BUTTONS``)."""
     return [
-        CallbackQueryHandler(guard(ACTION, Role.ADMIN, contacted), pattern=f"^{CONTACTED_PREFIX}"),
-        CallbackQueryHandler(guard(ACTION, Role.ADMIN, turn_page), pattern=f"^{PAGE_PREFIX}"),
         MessageHandler(filters.Document.ALL & filters.CaptionRegex(CAPTION_FILTER),
                        guard(ACTION, Role.ADMIN, contact_log_upload)),
     ]
+
+
+BUTTONS = (
+    Button(ACTION, "contacted", CONTACTED_PREFIX,
+           lambda _svc, payload: parse_button(_CONTACTED, CONTACTED_PREFIX + payload), contacted,
+           stale_text=STALE_BUTTON),
+    Button(ACTION, "page", PAGE_PREFIX, lambda _svc, payload: parse_button(_PAGE, PAGE_PREFIX + payload), turn_page,
+           stale_text=STALE_BUTTON),
+)
 
 
 COMMANDS = (
@@ -423,5 +422,5 @@ COMMANDS = (
             usage="new [options] | list | contacts ID | report ID"),
 )
 
-__all__ = ["COMMANDS", "campaign", "campaign_of_caption", "check_log_document", "contact_log_upload",
+__all__ = ["BUTTONS", "COMMANDS", "campaign", "campaign_of_caption", "check_log_document", "contact_log_upload",
            "contacted", "handlers", "page_view", "parse_new", "split_words", "turn_page", "usage_text"]

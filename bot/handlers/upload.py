@@ -1,4 +1,4 @@
-"""CSV upload (admin): a CRM export sent as a document is ingested like `churnguard ingest`.
+"""CSV upload (admin): a CRM export sent as a document is ingested like ``churnguard ingest``.
 
 The type and size are checked from the message metadata *before* anything is downloaded,
 so a 2 GB file sent by mistake costs nothing.  The file is stored only through the same
@@ -156,16 +156,17 @@ async def upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
                 limits=Limits.from_settings(settings), source_name=name,
             )
         except IngestRejected as error:
-            await reply(update, context, f"{name} was rejected. {NOTHING_STORED}\n{error}", filename="rejected.txt")
+            await reply(update, context, f"{name} was rejected. {NOTHING_STORED}\n{error.for_chat()}",
+                        filename="rejected.txt")
             return f"rejected: {str(error)[:40]}"
         except UserError as error:
-            await reply(update, context, f"{name} was not ingested. {NOTHING_STORED}\n{error}")
+            await reply(update, context, f"{name} was not ingested. {NOTHING_STORED}\n{error.for_chat()}")
             return f"refused: {str(error)[:40]}"
     finally:
         with contextlib.suppress(OSError):
             target.unlink()
     await svc.offload(svc.after_change)
-    text = report.to_text()
+    text = report.to_text("chat")
     started = report.stored and svc.runner is not None
     if started:
         follow_ups = await svc.offload(arrival_follow_ups, svc.db, settings, [report.batch_id])

@@ -103,7 +103,7 @@ def test_a_client_button_logs_a_contact_once_and_never_for_the_holdout(trained_h
     assert list(contacted_members(bot.db, 1)) == [treated[0].id]
 
     emulator.inject_callback(VIEWER, page.message_id, first.callback_data, chat_id=ADMIN, strict=False)
-    bot.wait_audits(VIEWER, 1, "campaign")  # the guard refused and recorded it
+    bot.wait_audits(VIEWER, 1, "campaign:contacted")  # the guard refused and recorded it
     assert list(contacted_members(bot.db, 1)) == [treated[0].id]
 
 
