@@ -28,6 +28,14 @@ def _env(name: str) -> Any:
     return AliasChoices(name, name.lower())
 
 
+def _variable_of(key: str) -> str:
+    """The environment variable a keyword argument of ``Settings`` stands for (unchanged when it
+    is already one, or one of pydantic-settings' ``_env_file``-style options)."""
+    info = Settings.model_fields.get(key)
+    alias = info.validation_alias if info is not None else None
+    return str(alias.choices[0]) if isinstance(alias, AliasChoices) else key
+
+
 def _split_csv(value: object) -> object:
     """Comma-separated lists are friendlier in a .env file than JSON arrays."""
     if value is None:
@@ -40,9 +48,16 @@ def _split_csv(value: object) -> object:
 class Settings(BaseSettings):
     """Everything a deployment may tune; each field names its environment variable."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
-    )
+    # No ``populate_by_name``: with it, pydantic-settings also reads each field's bare name from
+    # the environment and .env (``HOME``, ``DATABASE_URL``, ``LOG_LEVEL``...), so a login's $HOME
+    # became the data folder.  Only the names given by ``_env`` are read; code that builds
+    # Settings by field name (flags, tests) goes through ``__init__`` below.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    def __init__(self, **values: Any) -> None:
+        """Accept field names (``Settings(home=...)``) as well as variable names, for code only:
+        they are translated to the variable name here, never looked up in the environment."""
+        super().__init__(**{_variable_of(key): value for key, value in values.items()})
 
     # --- where things live -------------------------------------------------------------
     home: Path = Field(Path("./var"), validation_alias=_env("CHURNGUARD_HOME"))
@@ -272,12 +287,39 @@ def format_settings_error(error: ValidationError) -> str:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings or exit with one clear line; used by every entry point."""
+    """Build settings or exit with one clear line; used by every entry point.
+
+    Registers the settings' secrets for redaction (``storage.redact``) before anything can
+    log or print them: every log record and every ``churnguard:`` line is masked from here on.
+    """
+    from storage import redact
+
+    redact.install()
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as error:
-        print(f"churnguard: {format_settings_error(error)}", file=sys.stderr)
+        print(f"churnguard: {redact.redact(format_settings_error(error))}", file=sys.stderr)
         raise SystemExit(2) from None
+    redact.install(*secrets_of(settings))
+    return settings
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """What must never be shown: the bot token and the passwords of the database URLs."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    found: list[str] = []
+    if settings.telegram_bot_token is not None:
+        found.append(settings.telegram_bot_token.get_secret_value().strip())
+    for url in (settings.database_url, settings.source_url):
+        try:
+            password = make_url(url).password if url else None
+        except ArgumentError:
+            continue
+        if password:
+            found.append(str(password))
+    return found
 
 
 # ------------------------------------------------------------------------------------------
@@ -349,7 +391,14 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--map", dest="map_flags", default=None, metavar="FIELD=COLUMN,...",
                         help="column mapping as flags, e.g. client_id=cust,timestamp=ts")
     command("schema", "storage.commands:show_schema", "Show the dataset schema remembered in storage.")
-    command("status", "storage.commands:status", "Show what the store holds: batches, clients, models.")
+    command("status", "storage.commands:status", "Show what the store holds: batches, clients, models (read-only).")
+    health = command("health", "jobs.health:health",
+                     "Check, read-only and fast, that the store answers, a model can serve and the service runs; "
+                     "exit 0 healthy, 1 unhealthy.")
+    health.add_argument("--service", action="store_true",
+                        help="unhealthy when no service runs on this home (the Docker HEALTHCHECK sets it)")
+    health.add_argument("--max-age", dest="max_age", type=float, default=None, metavar="SECONDS",
+                        help="oldest acceptable heartbeat of the running service (default 30)")
     features = command("features", "storage.events.commands:features",
                        "Write the point-in-time event features of the active clients as of a date.")
     features.add_argument("--as-of", dest="as_of", required=True, metavar="DATE",
@@ -388,8 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "Score every stored client and store the predictions.", schema=True)
     score_all.add_argument("--as-of", dest="as_of", default=None, help=as_of_help)
 
-    command("run", "bot.commands:run", "Run the Telegram bot and the scheduler (sandbox without a token).",
-            json_out=False)
+    run = command("run", "bot.commands:run", "Run the Telegram bot and the scheduler (sandbox without a token).",
+                  json_out=False)
+    run.add_argument("--with-sample", dest="with_sample", action="store_true",
+                     help="load the bundled Telco sample into an empty store and train on it (the sandbox always "
+                          "does; a real bot waits for an admin's upload instead)")
     sandbox = command("sandbox", "bot.commands:sandbox", "Chat with the bot offline through a local Bot API emulator.",
                       json_out=False)
     sandbox.add_argument("--user-id", type=int, default=None, help="who you are in the chat (default: first admin)")
@@ -402,10 +454,40 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_run.add_argument("name")
     _json_flag(jobs_run)
     _schema_flags(jobs_run)
+    _campaign_parser(command("campaign", "model.campaign_commands:campaign",
+                             "Retention campaigns with a control group: create, contact list, contact log, report.",
+                             json_out=False))
     command("drift", "jobs.commands:drift", "Show the latest drift report.")
     alerts = command("alerts", "jobs.commands:alerts", "List recent alerts.")
     alerts.add_argument("-n", type=int, default=20)
     return parser
+
+
+def _campaign_parser(command: argparse.ArgumentParser) -> None:
+    """``churnguard campaign ACTION``: see README "Retention campaigns"."""
+    actions = command.add_subparsers(dest="campaign_command", required=True, metavar="ACTION")
+    created = actions.add_parser("new", help="create a campaign from the champion's flagged clients")
+    created.add_argument("--name", default=None, help="a name for people (default: Campaign N)")
+    created.add_argument("--segment", default=None, metavar="EXPR",
+                         help="pilot segment, e.g. \"Contract == 'Month-to-month' and tenure < 12\"")
+    created.add_argument("--top", type=int, default=None, metavar="N", help="take only the N riskiest flagged clients")
+    created.add_argument("--holdout", default="0.2", metavar="SHARE",
+                         help="share held out as the control group: 0.2 or 20%% (default 0.2)")
+    created.add_argument("--seed", type=int, default=None, help="assignment seed (default: CHURNGUARD_SEED)")
+    created.add_argument("--as-of", dest="as_of", default=None,
+                         help="event models only: score as of this date (default: as top does)")
+    listed = actions.add_parser("list", help="the campaigns, newest first")
+    contacts = actions.add_parser("contacts", help="write the contact list (treatment only, riskiest first)")
+    contacts.add_argument("id", help="campaign number")
+    contacts.add_argument("--output", required=True, metavar="FILE.csv", help="where to write the list")
+    logged = actions.add_parser("log", help="store a contact log with columns client_id, contacted_at, outcome")
+    logged.add_argument("id", help="campaign number")
+    logged.add_argument("file", help="CSV, .csv.gz or Parquet file")
+    reported = actions.add_parser("report", help="outcomes, uplift, clients saved and ROI, with intervals")
+    reported.add_argument("id", help="campaign number")
+    reported.add_argument("--chart", default=None, metavar="FILE.png", help="also draw churn over time by group")
+    for action in (created, listed, contacts, logged, reported):
+        _json_flag(action)
 
 
 def _resolve(path: str) -> Handler:
@@ -417,6 +499,17 @@ def _resolve(path: str) -> Handler:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "health":
+        return _main(args)
+    # Docker reads a HEALTHCHECK's exit code: 0 healthy, 1 unhealthy, and 2 is reserved.
+    try:
+        code = _main(args)
+    except SystemExit as stop:  # e.g. an invalid setting: unhealthy, with its one line on stderr
+        code = stop.code if isinstance(stop.code, int) else 1
+    return 0 if code == 0 else 1
+
+
+def _main(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name) for name in SCHEMA_FIELDS if getattr(args, name, None) is not None}
     settings = load_settings(**overrides)
     from storage.errors import UserError
@@ -427,11 +520,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except UserError as error:
         from storage.ids import visible, visible_json
+        from storage.redact import redact
 
         if getattr(args, "json", False):
-            print(visible_json(json.dumps({"error": str(error), **error.details}, indent=2, default=str,
-                                          ensure_ascii=False)))
-        print(visible(f"churnguard: {error}", keep="\n\t"), file=sys.stderr)
+            payload = json.dumps({"error": str(error), **error.details}, indent=2, default=str, ensure_ascii=False)
+            print(visible_json(redact(payload)))
+        print(visible(f"churnguard: {redact(str(error))}", keep="\n\t"), file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         return 130

@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         db = Database(settings.database_url).create_schema()
         try:
-            print(f"store {home}: {ensure_model(settings, db, say=lambda _line: None)}", flush=True)
+            print(f"store {home}: {ensure_model(settings, db, say=lambda _line: None, sample=True)}", flush=True)
         finally:
             db.dispose()
         print(f"echo bot: {args.users} users x {args.requests} requests…", flush=True)

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import select
 
 from storage.db import Database
+from storage.redact import redact
 from storage.tables import AuditLog, utcnow
 
 log = logging.getLogger(__name__)
@@ -82,8 +83,8 @@ def audit_row(*, actor: int | str | None, action: str, detail: str = "", result:
         at=at or utcnow(),
         actor=str(actor if actor is not None else "unknown")[:64],
         action=action[:64],
-        detail=detail[:2000],
-        result=result[:64],
+        detail=redact(detail)[:2000],  # an error's text may quote a secret (storage/redact.py)
+        result=redact(result)[:64],
     )
 
 

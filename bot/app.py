@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any, Self
@@ -35,11 +36,13 @@ from telegram.request import HTTPXRequest
 
 from bot.access import AccessList, Role
 from bot.emulator.ptb import PollingThread
-from bot.guard import gate, guard
-from bot.handlers import admin, alerts, drift, errors, export, model, scoring, start, subscribe, top, upload
+from bot.first_upload import announce_waiting
+from bot.guard import gate, guard, guard_button, unknown_button
+from bot.handlers import admin, alerts, campaign, drift, errors, export, model, scoring, start, subscribe, top, upload
+from bot.heartbeat import HEARTBEAT_KEY, HeartbeatWriter, PollRequest, heartbeat_of
 from bot.notifier import TelegramNotifier
 from bot.retry import RetryingRateLimiter
-from bot.services import SERVICES_KEY, Command, Services, services_of
+from bot.services import SERVICES_KEY, Button, Command, Services, services_of
 from bot.workers import background_pool, freeze_startup_heap
 from storage.db import Database
 from storage.errors import UserError
@@ -58,13 +61,14 @@ POLL_TIMEOUT_SECONDS = 10
 # Requests beyond that wait for a free connection (pool_timeout), they do not fail.
 CONNECTIONS = 4
 SCOPES_META_KEY = "bot.command_scopes"
+ANNOUNCE_KEY = "churnguard.announce_waiting"
 
 ChurnGuardApp = Application[Any, Any, Any, Any, Any, Any]
 
 
 def all_commands() -> list[Command]:
     """Every command in menu order: what viewers use most first, admin tools last."""
-    modules = (start, scoring, top, export, model, drift, alerts, subscribe, admin)
+    modules = (start, scoring, top, export, model, drift, alerts, subscribe, admin, campaign)
     return [command for module in modules for command in module.COMMANDS]
 
 
@@ -77,6 +81,7 @@ def build_application(
     overall_max_rate: float = 30.0,
     schedule_jobs: bool = True,
     notes: Sequence[str] = (),
+    announce: bool = False,
 ) -> ChurnGuardApp:
     """A configured, not yet initialised Application.
 
@@ -84,6 +89,8 @@ def build_application(
     to 0 because a local emulator has no such limit and pacing would be all it measured.
     ``schedule_jobs`` False leaves the scheduled jobs out (tests that only exercise the bot).
     ``connections`` caps the keep-alive connections used for replies (see ``CONNECTIONS``).
+    ``announce`` tells each admin at start how to send data when the store is empty
+    (``churnguard run`` sets it; tests and the sandbox do not).
     """
     if settings.telegram_bot_token is None or not settings.telegram_bot_token.get_secret_value().strip():
         raise UserError("TELEGRAM_BOT_TOKEN is not set; set it, or try the bot offline with `churnguard sandbox`")
@@ -99,8 +106,9 @@ def build_application(
         pool_timeout=20.0,
         media_write_timeout=60.0,
     )
-    # getUpdates gets its own small pool: a long poll must never wait behind replies.
-    updates_request = HTTPXRequest(connection_pool_size=2, connect_timeout=10.0, read_timeout=10.0, pool_timeout=10.0)
+    # getUpdates gets its own small pool: a long poll must never wait behind replies.  It also
+    # remembers when a poll last succeeded, for the heartbeat (bot/heartbeat.py).
+    updates_request = PollRequest(connection_pool_size=2, connect_timeout=10.0, read_timeout=10.0, pool_timeout=10.0)
     application: ChurnGuardApp = (
         ApplicationBuilder()
         .token(token)
@@ -123,21 +131,37 @@ def build_application(
         schedule_jobs=schedule_jobs,
     )
     application.bot_data[SERVICES_KEY] = svc
+    application.bot_data[HEARTBEAT_KEY] = HeartbeatWriter(settings.home, updates_request)
+    application.bot_data[ANNOUNCE_KEY] = announce
     for handler, group in handlers(svc.commands):
         application.add_handler(handler, group=group)
     application.add_error_handler(errors.on_error)
     return application
 
 
+def all_buttons() -> list[Button]:
+    """Every kind of inline button; each belongs to a command and obeys its rules."""
+    return [*scoring.BUTTONS, *top.BUTTONS, *export.BUTTONS, *campaign.BUTTONS]
+
+
 def handlers(commands: Iterable[Command]) -> list[tuple[BaseHandler[Any, Any, Any], int]]:
-    """The gate first (group -1), then commands, buttons, uploads, and the fallback last."""
+    """The gate first (group -1), then commands, buttons, uploads, and the fallback last.
+
+    Commands and buttons go through the same guard (bot/guard.py): a button whose command is
+    not registered would have no rules to obey, so it is an error at start-up.
+    """
     found: list[tuple[BaseHandler[Any, Any, Any], int]] = [(TypeHandler(Update, gate), -1)]
-    for command in commands:
+    by_name = {command.name: command for command in commands}
+    for command in by_name.values():
         callback = guard(command.name, command.role, command.callback, private_only=command.private_only)
         found.append((CommandHandler(command.name, callback), 0))
-    for handler in (*scoring.callback_handlers(), *top.callback_handlers(), *export.callback_handlers()):
-        found.append((handler, 0))
-    found.append((CallbackQueryHandler(start.expired_button), 0))
+    for button in all_buttons():
+        if button.command not in by_name:
+            raise RuntimeError(f"button {button.action} belongs to /{button.command}, which is not a command")
+        found.append((CallbackQueryHandler(guard_button(button, by_name[button.command]),
+                                           pattern=f"^{re.escape(button.prefix)}"), 0))
+    found.append((CallbackQueryHandler(unknown_button), 0))
+    found += [(handler, 0) for handler in campaign.handlers()]
     found.append((MessageHandler(filters.Document.ALL, guard("upload", Role.ADMIN, upload.upload)), 0))
     found.append((MessageHandler(filters.COMMAND | filters.TEXT, start.unknown_command), 0))
     return found
@@ -160,6 +184,11 @@ async def setup(application: ChurnGuardApp) -> None:
     await publish_commands(application, svc)
     if svc.schedule_jobs:
         await svc.start_scheduler()
+    heartbeat = heartbeat_of(application)
+    if heartbeat is not None:
+        heartbeat.start(application)
+    if application.bot_data.get(ANNOUNCE_KEY):
+        await announce_waiting(application)
     # Everything loaded so far lives as long as the process: keep full collections from
     # walking it during answers (bot/workers.py).  Once per process, before polling starts.
     freeze_startup_heap()
@@ -168,9 +197,12 @@ async def setup(application: ChurnGuardApp) -> None:
 
 
 async def teardown(application: ChurnGuardApp) -> None:
-    """post_shutdown: stop the jobs (a running retrain is cancelled) and the scheduler; the
-    database is the caller's to dispose."""
+    """post_shutdown: stop the heartbeat, the jobs (a running retrain is cancelled) and the
+    scheduler; the database is the caller's to dispose."""
     svc = services_of(application)
+    heartbeat = heartbeat_of(application)
+    if heartbeat is not None:
+        await heartbeat.stop()
     await svc.stop_jobs()
     await svc.stop_scheduler()
     await svc.stop_audit_retry()
@@ -257,9 +289,12 @@ async def running(application: ChurnGuardApp, *, poll_timeout: int = POLL_TIMEOU
         finally:
             if application.updater.running:
                 await application.updater.stop()
-            await teardown(application)
+            # Cancel a running retrain first, then let the handlers finish (the /retrain handler
+            # says it was cancelled), and only then close the pools they use.
+            await services_of(application).stop_jobs()
             if application.running:
                 await application.stop()
+            await teardown(application)
 
 
 class BotThread(PollingThread):
@@ -289,4 +324,4 @@ class BotThread(PollingThread):
         return super().run(coroutine, timeout)
 
 
-__all__ = ["BotThread", "ChurnGuardApp", "all_commands", "build_application", "command_menus", "publish_commands", "running", "setup"]
+__all__ = ["BotThread", "ChurnGuardApp", "all_buttons", "all_commands", "build_application", "command_menus", "publish_commands", "running", "setup"]

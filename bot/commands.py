@@ -13,17 +13,21 @@ Without ``TELEGRAM_BOT_TOKEN`` it starts the sandbox instead, because a newcomer
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 from telegram import Update
 from telegram.error import InvalidToken, NetworkError
 
+from storage import redact
 from storage.db import Database
 from storage.errors import UserError
+from storage.instance import instance_lock
 
 if TYPE_CHECKING:
     from churnguard import Settings
@@ -31,6 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("churnguard.bot")
 
 DEFAULT_SANDBOX_USER = 1_000_001
+WAITING_FOR_DATA = ("the store is empty: waiting for data. An admin sends a CRM export (CSV) to the bot; its caption "
+                    "names the id and label columns when they are not the defaults (the admins are told how at "
+                    "start and in /help). `churnguard run --with-sample` loads the bundled Telco sample instead.")
 SCHEMA_FIELDS = ("id_column", "label_column", "positive_label", "ignore_columns")
 
 
@@ -41,14 +48,93 @@ def configure_logging(settings: Settings) -> None:
         stream=sys.stderr,
     )
     # httpx logs every Bot API request at INFO: one line per poll drowns everything else.
-    for noisy in ("httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler"):
+    # Alembic announces its plugins and context at INFO on every start.
+    for noisy in ("httpx", "httpcore", "apscheduler.executors", "apscheduler.scheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    redact.install()  # the handlers basicConfig just added get the filter too (see storage/redact.py)
 
 
-def ensure_model(settings: Settings, db: Database, say: Callable[[str], None] = print) -> str:
-    """Make sure something can serve: train on the stored data, or on the bundled sample in an
-    empty store.  Returns what was done, in words.  Never raises for a missing model: the bot
-    still starts, and says so in its answers."""
+@contextmanager
+def _quiet_telegram(settings: Settings) -> Iterator[None]:
+    """Silence python-telegram-bot and httpx while the caller reports their failure itself, in
+    one line (at DEBUG they keep talking: whoever asked for DEBUG wants the details)."""
+    if settings.log_level == "DEBUG":
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in ("telegram", "httpx", "httpcore")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def check_bot_api(settings: Settings) -> str:
+    """Ask the Bot API who the bot is (getMe) before anything starts; returns the bot's username.
+
+    Raises ``UserError`` with one line that says what to fix: a refused token, a wrong
+    ``TELEGRAM_API_BASE_URL``, or a server that cannot be reached.  Without this check
+    python-telegram-bot reports such failures itself, with two tracebacks and the token in
+    the exception text.
+    """
+    from telegram import Bot
+    from telegram.error import TelegramError
+    from telegram.request import HTTPXRequest
+
+    assert settings.telegram_bot_token is not None
+    token = settings.telegram_bot_token.get_secret_value().strip()
+    server = settings.telegram_api_base_url
+    bot = Bot(token, base_url=f"{server}/bot", base_file_url=f"{server}/file/bot",
+              request=HTTPXRequest(connection_pool_size=1, connect_timeout=10.0, read_timeout=10.0))
+
+    async def ask() -> str:
+        async with bot:
+            return bot.username
+
+    try:
+        with _quiet_telegram(settings):
+            return asyncio.run(ask())
+    except InvalidToken as error:
+        raise UserError(_refusal(server, error)) from None
+    except NetworkError as error:
+        raise UserError(f"cannot reach the Bot API server at {server} ({_reason(error)}); check "
+                        "TELEGRAM_API_BASE_URL and the network") from None
+    except TelegramError as error:
+        raise UserError(f"the Bot API server at {server} did not answer getMe properly ({_reason(error)}); "
+                        "check TELEGRAM_API_BASE_URL") from None
+
+
+def _reason(error: BaseException) -> str:
+    """The innermost, most specific cause, masked (python-telegram-bot quotes the token)."""
+    cause = error
+    while cause.__cause__ is not None and isinstance(cause.__cause__, InvalidToken | NetworkError):
+        cause = cause.__cause__
+    return redact.redact(str(cause))
+
+
+def _refusal(server: str, error: InvalidToken) -> str:
+    """401: the token is wrong or revoked; 404: the URL does not lead to a Bot API (or the
+    token is malformed) -- Telegram answers both with the same exception type."""
+    reason = _reason(error)
+    if "404" in reason or "not found" in reason.lower():
+        return (f"the Bot API server at {server} answered 404 Not Found to getMe: TELEGRAM_API_BASE_URL must be "
+                "the server's root (such as https://api.telegram.org, without /bot...), and TELEGRAM_BOT_TOKEN "
+                "must be the whole token from @BotFather")
+    return (f"the Bot API server at {server} refused TELEGRAM_BOT_TOKEN ({reason}): the token is wrong or was "
+            "revoked; get the current one from @BotFather")
+
+
+def ensure_model(settings: Settings, db: Database, say: Callable[[str], None] = print, *, sample: bool = False) -> str:
+    """Make sure something can serve: train on the stored data, or, with ``sample``, on the
+    bundled Telco sample in an empty store.  Returns what was done, in words.  Never raises for
+    a missing model: the bot still starts, and says so in its answers.
+
+    ``sample`` is for the sandbox (and ``run --with-sample``) only: a production bot that
+    loaded 7,043 fake clients would serve them, and remember Telco's schema, so that the team's
+    own export is refused.  Without it an empty store waits for an admin's first upload."""
     from churnguard import SAMPLE_DATA
     from model.service import open_registry, train_and_register, training_source
     from storage.clients import client_counts
@@ -73,6 +159,9 @@ def ensure_model(settings: Settings, db: Database, say: Callable[[str], None] = 
     if events:
         say(f"no model yet: training one on the stored event history (time budget {settings.tuning_seconds:g} s)")
     elif counts["clients"] == 0:
+        if not sample:
+            say(WAITING_FOR_DATA)
+            return WAITING_FOR_DATA
         if any(settings.explicit(name) for name in SCHEMA_FIELDS):
             message = ("the store is empty and a custom dataset schema is configured, so the bundled Telco "
                        "sample was not loaded; upload a CRM export (as an admin, send the CSV to the bot) "
@@ -113,28 +202,33 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from bot.stopping import stop_on_signals
 
     configure_logging(settings)
-    db = Database(settings.database_url).create_schema()
-    try:
-        ensure_model(settings, db, say=log.info)
-        application = build_application(settings, db=db)
-        server = settings.telegram_api_base_url
-        log.info("polling %s for updates; stop with Ctrl-C or SIGTERM", server)
-        stop_on_signals(application)  # SIGINT/SIGTERM: cancel a running retrain first (bot/stopping.py)
+    server = settings.telegram_api_base_url
+    # One service per store: refused here, before the Bot API or the store is touched.
+    with instance_lock(settings.home, "churnguard run") as lock:
+        username = check_bot_api(settings)
+        db = Database(settings.database_url)
         try:
-            application.run_polling(
-                allowed_updates=Update.ALL_TYPES,
-                stop_signals=None,
-                close_loop=True,
-            )
-        except InvalidToken as error:
-            raise UserError(f"the Bot API server at {server} refused TELEGRAM_BOT_TOKEN ({error}); "
-                            "check the token (and TELEGRAM_API_BASE_URL)") from None
-        except NetworkError as error:
-            # Only start-up gets here: once polling, PTB retries lost connections by itself.
-            raise UserError(f"cannot reach the Bot API server at {server} ({error}); check "
-                            "TELEGRAM_API_BASE_URL and the network") from None
-    finally:
-        db.dispose()
+            lock.acquire_database(db)
+            db.create_schema()
+            ensure_model(settings, db, say=log.info, sample=bool(getattr(args, "with_sample", False)))
+            application = build_application(settings, db=db, announce=True)
+            log.info("polling %s for updates as @%s; stop with Ctrl-C or SIGTERM", server, username)
+            stop_on_signals(application)  # SIGINT/SIGTERM: cancel a running retrain first (bot/stopping.py)
+            try:
+                application.run_polling(
+                    allowed_updates=Update.ALL_TYPES,
+                    stop_signals=None,
+                    close_loop=True,
+                )
+            except InvalidToken as error:  # revoked between the check above and the first poll
+                raise UserError(_refusal(server, error)) from None
+            except NetworkError as error:
+                # Only start-up gets here: once polling, PTB retries lost connections by itself.
+                raise UserError(f"cannot reach the Bot API server at {server} ({_reason(error)}); check "
+                                "TELEGRAM_API_BASE_URL and the network") from None
+        finally:
+            lock.release()
+            db.dispose()
     log.info("stopped")
     return 0
 
@@ -161,20 +255,31 @@ def sandbox_identity(settings: Settings, requested: int | None) -> tuple[int, li
 
 def sandbox(args: argparse.Namespace, settings: Settings) -> int:
     """The same bot against the local emulator, with a chat in this terminal."""
-    from bot.app import BotThread, build_application
-    from bot.emulator import Emulator
-    from bot.terminal_chat import run_terminal_chat
-
     configure_logging(settings)
     if settings.log_level == "INFO":
         # The chat owns the terminal; only warnings interrupt it.
         logging.getLogger().setLevel(logging.WARNING)
     user_id, admins, notes = sandbox_identity(settings, getattr(args, "user_id", None))
-    db = Database(settings.database_url).create_schema()
+    with instance_lock(settings.home, "churnguard sandbox") as lock:
+        db = Database(settings.database_url)
+        try:
+            lock.acquire_database(db)
+            db.create_schema()
+            return _sandbox_chat(settings, db, user_id, admins, notes)
+        finally:
+            lock.release()
+            db.dispose()
+
+
+def _sandbox_chat(settings: Settings, db: Database, user_id: int, admins: list[int], notes: list[str]) -> int:
+    from bot.app import BotThread, build_application
+    from bot.emulator import Emulator
+    from bot.terminal_chat import run_terminal_chat
+
     emulator = Emulator().start()
     try:
         print("Preparing the sandbox…", flush=True)
-        ensure_model(settings, db, say=lambda line: print(line, flush=True))
+        ensure_model(settings, db, say=lambda line: print(line, flush=True), sample=True)
         local = settings.model_copy(update={
             "telegram_bot_token": SecretStr(emulator.token),
             "telegram_api_base_url": emulator.base_url,
@@ -190,7 +295,7 @@ def sandbox(args: argparse.Namespace, settings: Settings) -> int:
             return run_terminal_chat(emulator, user_id=user_id, files_dir=settings.home / "sandbox-files")
     finally:
         emulator.stop()
-        db.dispose()
 
 
-__all__ = ["DEFAULT_SANDBOX_USER", "ensure_model", "run", "sandbox", "sandbox_identity"]
+__all__ = ["DEFAULT_SANDBOX_USER", "WAITING_FOR_DATA", "check_bot_api", "ensure_model", "run", "sandbox",
+           "sandbox_identity"]

@@ -1,25 +1,36 @@
-"""The Telegram side of access control: the gate in front of every handler, and the per-command guard.
+"""The Telegram side of access control: the gate in front of every handler, and the one guard
+that commands, uploads and buttons all go through.
 
 The gate runs in handler group -1, before anything else sees an update, so no handler can
 forget a check and leak client data to a stranger.  A stranger gets exactly one polite
 refusal (remembered in the audit log, so a restart does not re-open the conversation) and
 silence afterwards; every attempt is audited.  When the database cannot say whether a
-stranger was told, the stranger is told: a second refusal is a smaller harm than none.  The guard then enforces each command's role
-(a viewer asking for /retrain is refused and audited) and writes the audit row of every
-admin action with its result.
+stranger was told, the stranger is told: a second refusal is a smaller harm than none.  The
+guard then enforces each command's role (a viewer asking for /retrain is refused) and its
+privacy (client data only in a private chat), audits every refusal, and writes the audit row
+of every admin action with its result.
+
+A button is a command by other means: pressing "CSV" under /top must obey /top's rules, or a
+forged press in a group posts the client list there.  :func:`guard_button` applies the same
+checks with the command's role and privacy, audits every press, and treats the callback data
+as untrusted input: it must be offered by the message it came from, fit Telegram's 64 bytes
+and parse, and a refusal is answered with answerCallbackQuery, never sent into the chat.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
-from telegram import Update
-from telegram.constants import ChatType
+from telegram import CallbackQuery, Message, Update
+from telegram.constants import CallbackQueryLimit, ChatType, InlineKeyboardButtonLimit
+from telegram.error import TelegramError
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
 from bot.access import STRANGER_ACTION, STRANGER_REPLIED, STRANGER_SILENT, Role, stranger_was_told
-from bot.messages import reply
-from bot.services import HandlerCallback, Services, services
+from bot.messages import reply, truncate
+from bot.services import Button, Command, HandlerCallback, Services, services
 from storage.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -33,6 +44,9 @@ UPLOAD_REFUSAL = "Sorry, only admins can upload data. Your attempt has been reco
 PRIVATE_ONLY = ("For privacy I answer /{name} only in a private chat with me: everyone in this group would "
                 "see the answer. Open a chat with me and ask there.")
 PRIVATE_UPLOAD = "For privacy I take uploads only in a private chat with me; nothing was stored."
+UNKNOWN_BUTTON = "This button is not valid (it may belong to an old message); send the command again."
+CALLBACK_DATA_LIMIT: int = InlineKeyboardButtonLimit.MAX_CALLBACK_DATA  # 64 bytes
+CALLBACK_ANSWER_LIMIT: int = CallbackQueryLimit.ANSWER_CALLBACK_QUERY_TEXT_LENGTH  # 200 characters
 
 
 def describe_update(update: object) -> str:
@@ -105,47 +119,146 @@ async def refuse_stranger(update: Update, context: ContextTypes.DEFAULT_TYPE, sv
         log.warning("could not send the refusal to stranger %s", user_id, exc_info=True)
 
 
+def _refusal(svc: Services, update: Update, *, name: str, role: Role, private_only: bool) -> tuple[str, str] | None:
+    """Why the sender may not use command ``name`` here: (audit result, text for them), or None.
+
+    Private-only comes first: in a group even an admin's request would show client data to
+    everyone in it, so the answer is the same whoever asks.
+    """
+    have = svc.access.role(update.effective_user.id if update.effective_user is not None else None)
+    chat = update.effective_chat
+    if private_only and chat is not None and chat.type != ChatType.PRIVATE:
+        return "refused: not a private chat", PRIVATE_UPLOAD if name == "upload" else PRIVATE_ONLY.format(name=name)
+    if have < role:
+        return f"refused: {have.name.lower()}", UPLOAD_REFUSAL if name == "upload" else VIEWER_REFUSAL.format(name=name)
+    return None
+
+
 def guard(action: str, role: Role, callback: HandlerCallback, *, private_only: bool = True) -> HandlerCallback:
     """Wrap ``callback`` so it runs only for ``role`` or higher (and, when ``private_only``, only in
-    a private chat); admin actions are audited with their result.
+    a private chat); refusals and admin actions are audited with their result.
 
     An admin callback may return a short result string for the audit row ("promoted v3").
     """
-    refusal = UPLOAD_REFUSAL if action == "upload" else VIEWER_REFUSAL.format(name=action)
 
     async def guarded(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         svc = services(context)
         user = update.effective_user
         user_id = user.id if user is not None else None
-        have = svc.access.role(user_id)
-        if have == Role.STRANGER:
+        if svc.access.role(user_id) == Role.STRANGER:
             return  # the gate has already dealt with it; never answer a stranger from here
         detail = describe_update(update)
-        chat = update.effective_chat
-        if private_only and chat is not None and chat.type != ChatType.PRIVATE:
-            await reply(update, context, PRIVATE_UPLOAD if action == "upload" else PRIVATE_ONLY.format(name=action))
-            return
-        if have < role:
-            await audit(svc, actor=user_id, action=action, detail=detail, result=f"refused: {have.name.lower()}")
-            await reply(update, context, refusal)
+        refused = _refusal(svc, update, name=action, role=role, private_only=private_only)
+        if refused is not None:
+            result, text = refused
+            await audit(svc, actor=user_id, action=action, detail=detail, result=result)
+            await reply(update, context, text)
             return
         if role < Role.ADMIN:
             await callback(update, context)
             return
-        try:
-            result = await callback(update, context)
-        except UserError as error:
-            await audit(svc, actor=user_id, action=action, detail=f"{detail} | {error}", result="refused")
-            raise
-        except Exception as error:
-            await audit(svc, actor=user_id, action=action, detail=f"{detail} | {type(error).__name__}: {error}",
-                        result="error")
-            raise
-        await audit(svc, actor=user_id, action=action, detail=detail, result=str(result or "ok"))
+        await _audited(svc, user_id, action, detail, callback(update, context))
 
     guarded.__name__ = getattr(callback, "__name__", action)
     guarded.__qualname__ = guarded.__name__
     return guarded
 
 
-__all__ = ["PRIVATE_ONLY", "PRIVATE_UPLOAD", "STRANGER_TEXT", "UPLOAD_REFUSAL", "VIEWER_REFUSAL", "audit", "describe_update", "gate", "guard"]
+async def _audited(svc: Services, user_id: int | None, action: str, detail: str,
+                   work: Coroutine[Any, Any, Any]) -> None:
+    """Run ``work`` and audit how it ended: its result string, a refusal, or an error."""
+    try:
+        result = await work
+    except UserError as error:
+        await audit(svc, actor=user_id, action=action, detail=f"{detail} | {error}", result="refused")
+        raise
+    except Exception as error:
+        await audit(svc, actor=user_id, action=action, detail=f"{detail} | {type(error).__name__}: {error}",
+                    result="error")
+        raise
+    await audit(svc, actor=user_id, action=action, detail=detail, result=str(result or "ok"))
+
+
+def offered(query: CallbackQuery, data: str) -> bool:
+    """Whether the message the press came from carries a button with exactly this data.
+
+    Telegram passes on whatever data a client sends; the message is the server's.  A press
+    whose data its message never offered is forged (or from a keyboard since replaced).
+    """
+    message = query.message
+    if not isinstance(message, Message) or message.reply_markup is None:
+        return False
+    return any(button.callback_data == data for row in message.reply_markup.inline_keyboard for button in row)
+
+
+async def answer_button(query: CallbackQuery, text: str) -> None:
+    """Tell the presser why nothing happens, as a pop-up (never a message into the chat)."""
+    try:
+        await query.answer(truncate(text, CALLBACK_ANSWER_LIMIT), show_alert=True)
+    except TelegramError as error:
+        log.warning("could not answer a button press: %s", error)
+
+
+def guard_button(button: Button, command: Command) -> HandlerCallback:
+    """Wrap a button's callback in its command's rules: the role and private-only checks of
+    :func:`guard`, then the data itself (offered by its message, within Telegram's 64 bytes,
+    parsed by ``button.parse``).  Every press is audited, refused or not; a refused one gets its
+    reason through answerCallbackQuery and nothing is sent into the chat."""
+
+    async def pressed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        svc = services(context)
+        query = update.callback_query
+        user = update.effective_user
+        user_id = user.id if user is not None else None
+        if query is None or svc.access.role(user_id) == Role.STRANGER:
+            return
+        detail = describe_update(update)
+        refused = _refusal(svc, update, name=command.name, role=command.role, private_only=command.private_only)
+        if refused is not None:
+            result, text = refused
+            await audit(svc, actor=user_id, action=button.action, detail=detail, result=result)
+            await answer_button(query, text)
+            return
+        data = query.data or ""
+        payload = None
+        if len(data.encode("utf-8")) <= CALLBACK_DATA_LIMIT and data.startswith(button.prefix) and offered(query, data):
+            payload = button.parse(svc, data[len(button.prefix):])
+        if payload is None:
+            await audit(svc, actor=user_id, action=button.action, detail=detail, result="refused: invalid button")
+            await answer_button(query, button.stale_text)
+            return
+        await _audited(svc, user_id, button.action, detail, button.callback(update, context, payload))
+
+    pressed.__name__ = f"{button.command}_{button.name}_button"
+    pressed.__qualname__ = pressed.__name__
+    return pressed
+
+
+async def unknown_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A press whose data no button knows (an old message, or a forged press): said and audited."""
+    svc = services(context)
+    query = update.callback_query
+    user = update.effective_user
+    user_id = user.id if user is not None else None
+    if query is None or svc.access.role(user_id) == Role.STRANGER:
+        return
+    await audit(svc, actor=user_id, action="button", detail=describe_update(update), result="refused: unknown button")
+    await answer_button(query, UNKNOWN_BUTTON)
+
+
+__all__ = [
+    "PRIVATE_ONLY",
+    "PRIVATE_UPLOAD",
+    "STRANGER_TEXT",
+    "UNKNOWN_BUTTON",
+    "UPLOAD_REFUSAL",
+    "VIEWER_REFUSAL",
+    "answer_button",
+    "audit",
+    "describe_update",
+    "gate",
+    "guard",
+    "guard_button",
+    "offered",
+    "unknown_button",
+]

@@ -1,15 +1,21 @@
-"""Sending text that may be longer than Telegram allows.
+"""Sending text that may be longer than Telegram allows, and never a server path.
 
 Telegram rejects a message over 4096 characters and a caption over 1024 with a 400, which
 would turn a long model list or ingest report into "something went wrong".  Short overflow
 is split at line boundaries into a few messages; anything longer arrives as one text file,
 which is easier to read than a wall of ten messages.
+
+Paths of the server stay on the server: replies are worded without them, and as a last line
+of defence (exception texts from libraries can hold one) :func:`without_server_paths` cuts
+any absolute path down to its last part before a text leaves.  Tests check that it never has
+to: the "…/" it leaves behind is itself a finding.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import re
 from typing import Any
 
 from telegram import Bot, InlineKeyboardMarkup, Message, Update
@@ -22,6 +28,22 @@ log = logging.getLogger(__name__)
 TEXT_LIMIT: int = MessageLimit.MAX_TEXT_LENGTH  # 4096
 CAPTION_LIMIT: int = MessageLimit.CAPTION_LENGTH  # 1024
 MAX_SPLIT_MESSAGES = 3
+#: An absolute POSIX path of two or more parts (not a URL, a /command or a fraction), or a
+#: Windows one.  What the bot itself writes never contains one; this catches library texts.
+_SERVER_PATH = re.compile(
+    r"(?<![\w/:.\\-])~?(?:/[^\s/'\"`()<>,;|]+){2,}/?"
+    r"|(?<![\w])[A-Za-z]:\\[^\s'\"`()<>,;|]+"
+)
+HIDDEN_PATH_MARK = "…/"
+
+
+def without_server_paths(text: str) -> str:
+    """``text`` with every absolute path shortened to "…/" and its last part."""
+
+    def shorten(match: re.Match[str]) -> str:
+        return HIDDEN_PATH_MARK + re.split(r"[/\\]", match.group(0).rstrip("/\\"))[-1]
+
+    return _SERVER_PATH.sub(shorten, text)
 
 
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
@@ -73,6 +95,7 @@ async def send_text(
     Up to ``max_messages`` pieces go as messages (the keyboard on the last); beyond that, the
     full text goes as ``filename`` with its first lines as the caption.
     """
+    text = without_server_paths(text)
     pieces = split_text(text)
     if len(pieces) <= max_messages:
         message: Message | None = None
@@ -118,4 +141,5 @@ async def reply(
     return await send_text(context.bot, chat.id, text, reply_markup=reply_markup, filename=filename)
 
 
-__all__ = ["CAPTION_LIMIT", "MAX_SPLIT_MESSAGES", "TEXT_LIMIT", "reply", "send_text", "show_activity", "split_text", "truncate"]
+__all__ = ["CAPTION_LIMIT", "HIDDEN_PATH_MARK", "MAX_SPLIT_MESSAGES", "TEXT_LIMIT", "reply", "send_text", "show_activity",
+           "split_text", "truncate", "without_server_paths"]

@@ -1,5 +1,9 @@
 """Alerts from the jobs, delivered through Telegram (implements ``jobs.notifier.Notifier``).
 
+Who gets what: data and model alerts (drift, recall, retrains) go to subscribed chats and
+admins; operational ones (a rejected inbox file, a failed job) to admins only, because they
+name files and internals.  Each is sent in the chat's wording, without server paths.
+
 One unreachable chat must not stop a broadcast: a user who blocked the bot (403) has their
 subscription deactivated and the rest still get the alert; other per-chat failures are
 logged and skipped.  Network failures and flood waits are retried below this layer, by the
@@ -11,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from typing import Any
 
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, TelegramError
 
 from bot.access import AccessList
 from bot.handlers.subscribe import active_chats, unsubscribe_chat
-from bot.messages import CAPTION_LIMIT, send_text, truncate
+from bot.messages import CAPTION_LIMIT, send_text, truncate, without_server_paths
 from jobs.notifier import AlertMessage
 from storage.db import Database
 
@@ -28,21 +31,15 @@ SEVERITY_MARK = {"info": "ℹ️", "warning": "⚠️", "critical": "🚨"}
 
 
 def alert_text(alert: AlertMessage) -> str:
-    """The message body: severity, title, text and the numbers behind it."""
+    """The message body: severity, title and the text in the chat's wording.
+
+    The figures behind an alert (a dict per drifted feature, p-values, file hashes) are not
+    for a chat: the sentences say what happened, the chart shows the numbers, and
+    ``churnguard alerts --json`` keeps them all.
+    """
     mark = SEVERITY_MARK.get(alert.severity, "•")
-    lines = [f"{mark} {alert.severity.upper()} · {alert.kind}: {alert.title}", alert.text]
-    figures = [(key, value) for key, value in alert.figures.items() if not str(key).startswith("_")]
-    if figures:
-        lines.append("")
-        lines += [f"{key}: {_figure(value)}" for key, value in figures[:12]]
-    return "\n".join(line for line in lines if line is not None)
-
-
-def _figure(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    text = str(value)
-    return text if len(text) <= 200 else text[:199] + "…"
+    return without_server_paths(f"{mark} {alert.severity.upper()} · {alert.kind}: {alert.title}\n"
+                                f"{alert.text_for('chat')}")
 
 
 class TelegramNotifier:

@@ -32,6 +32,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 HandlerCallback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, Any]]
+#: A button's action: the update, the context, and the payload its ``parse`` read from the data.
+ButtonCallback = Callable[[Update, ContextTypes.DEFAULT_TYPE, Any], Coroutine[Any, Any, Any]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,28 @@ class Command:
     def help_line(self) -> str:
         usage = f" {self.usage}" if self.usage else ""
         return f"/{self.name}{usage} — {self.description}"
+
+
+@dataclass(frozen=True)
+class Button:
+    """One kind of inline button, bound to the command whose answer carries it.
+
+    A press obeys that command's rules (role, private chats only) through the same guard, is
+    audited as ``<command>:<name>``, and its ``callback_data`` is untrusted input: a client can
+    send any bytes, for any message.  ``parse`` reads the payload after ``prefix`` and returns
+    None for anything malformed; only a parsed payload reaches ``callback``.
+    """
+
+    command: str
+    name: str
+    prefix: str
+    parse: Callable[[Services, str], Any]
+    callback: ButtonCallback
+    stale_text: str = "This button is no longer valid; send the command again."
+
+    @property
+    def action(self) -> str:
+        return f"{self.command}:{self.name}"
 
 
 @dataclass
@@ -216,4 +240,5 @@ def services_of(application: Application[Any, Any, Any, Any, Any, Any]) -> Servi
     return found
 
 
-__all__ = ["SERVICES_KEY", "Command", "HandlerCallback", "Services", "services", "services_of"]
+__all__ = ["SERVICES_KEY", "Button", "ButtonCallback", "Command", "HandlerCallback", "Services", "services",
+           "services_of"]

@@ -27,6 +27,7 @@ from sqlmodel import col, select
 
 from jobs.notifier import KINDS, SEVERITIES, AlertMessage, Audience, Notifier
 from storage.db import Database
+from storage.redact import redact, redact_values
 from storage.tables import Alert, utcnow
 
 log = logging.getLogger("churnguard.alerts")
@@ -34,13 +35,18 @@ SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 ADMIN_ONLY = ("ingest_rejected", "job_failed")
 OUTBOX_HOURS = 24.0  # unsent alerts older than this are history, not news
 # Bookkeeping kept in Alert.figures; the leading "_" keeps them out of what people are shown.
-LEVEL, TITLE, CHART = "_level", "_title", "_chart"
+# CHAT holds the chat's wording of the message when it differs (see AlertDraft.chat_text).
+LEVEL, TITLE, CHART, CHAT = "_level", "_title", "_chart", "_chat"
 
 
 @dataclass(frozen=True)
 class AlertDraft:
     """What a job wants to say.  ``condition`` names the situation within the kind (e.g. the
-    model version, a file's checksum); kind + condition make the cooldown fingerprint."""
+    model version, a file's checksum); kind + condition make the cooldown fingerprint.
+
+    ``text`` is what the command line and the log show; ``chat_text``, when given, is the same
+    news for a chat: without server paths or command-line advice (a chat user has no shell).
+    ``figures`` are for ``--json`` and charts; people read the sentences."""
 
     kind: str
     severity: str
@@ -51,6 +57,7 @@ class AlertDraft:
     level: float | None = None
     worse_by: float = 0.0
     chart_png: bytes | None = None
+    chat_text: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -150,13 +157,17 @@ def raise_alert(
         previous_id = None if previous is None else previous.id
         if not raise_it:
             return AlertDecision(draft, False, reason, None, previous_id)
-        figures = json_safe({**draft.figures, LEVEL: draft.level, TITLE: draft.title})
+        # Alerts quote errors (a failed job, a refused file or SQL pull): mask secrets before
+        # they are stored, and so before any chat or log sees them.
+        figures = redact_values(json_safe({**draft.figures, LEVEL: draft.level, TITLE: draft.title}))
+        if draft.chat_text is not None and draft.chat_text != draft.text:
+            figures[CHAT] = redact(draft.chat_text)
         row = Alert(
             created_at=now,
             kind=draft.kind,
             severity=draft.severity,
             fingerprint=draft.fingerprint,
-            message=draft.text,
+            message=redact(draft.text),
             figures=figures,
         )
         session.add(row)
@@ -205,6 +216,7 @@ def message_of(row: Alert, chart_png: bytes | None = None) -> AlertMessage:
         audience=audience_of(row.kind),
         alert_id=row.id,
         created_at=row.created_at,
+        chat_text=chat_text_of(row),
     )
 
 
@@ -263,6 +275,12 @@ def public_figures(row: Alert) -> dict[str, Any]:
     return {k: v for k, v in row.figures.items() if not str(k).startswith("_")}
 
 
+def chat_text_of(row: Alert) -> str:
+    """The alert's message as a chat shows it (its own chat wording when it has one)."""
+    chat = row.figures.get(CHAT)
+    return str(chat) if isinstance(chat, str) else row.message
+
+
 def title_of(row: Alert) -> str:
     return str(row.figures.get(TITLE) or row.kind.replace("_", " "))
 
@@ -300,6 +318,7 @@ __all__ = [
     "AlertDraft",
     "alert_dict",
     "audience_of",
+    "chat_text_of",
     "decide",
     "deliver",
     "flush_outbox",

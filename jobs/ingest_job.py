@@ -129,6 +129,9 @@ def _rejection_alert(name: str, digest: str, error: UserError, moved_to: Path) -
         title=f"Inbox file rejected: {name}",
         text=f"{name} was not stored: {error}\nIt was moved to {moved_to} with {moved_to.name}.error.txt beside it.",
         figures=figures,
+        # A chat names the file the admin knows, never where the server keeps it.
+        chat_text=f"{name} was not stored: {error.for_chat()}\nIt was moved to the inbox's rejected folder as "
+                  f"{moved_to.name}, with {moved_to.name}.error.txt beside it saying why.",
     )
 
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from storage.errors import Channel
 from storage.tables import utcnow
 
 Audience = Literal["subscribers+admins", "admins"]
 SEVERITIES = ("info", "warning", "critical")
-KINDS = ("drift", "recall", "early_warning", "ingest_rejected", "job_failed")
+KINDS = ("drift", "recall", "early_warning", "retrain", "ingest_rejected", "job_failed")
 
 log = logging.getLogger("churnguard.alerts")
 
@@ -25,9 +26,11 @@ log = logging.getLogger("churnguard.alerts")
 class AlertMessage:
     """One alert ready to send.
 
-    ``figures`` are the numbers behind it (JSON-able); ``chart_png`` an optional picture;
-    ``audience`` says who must see it: data and model alerts go to subscribed chats and
-    admins, operational ones (a rejected file, a failed job) to admins only.
+    ``figures`` are the numbers behind it (JSON-able, for ``--json`` and charts, not for
+    people to read); ``chart_png`` an optional picture; ``audience`` says who must see it:
+    data and model alerts go to subscribed chats and admins, operational ones (a rejected
+    file, a failed job) to admins only.  ``chat_text`` is ``text`` worded for a chat (no
+    server paths, no command-line advice) when the two differ; :meth:`text_for` picks.
     """
 
     kind: str
@@ -39,6 +42,10 @@ class AlertMessage:
     audience: Audience = "subscribers+admins"
     alert_id: int | None = None
     created_at: datetime = field(default_factory=utcnow)
+    chat_text: str | None = None
+
+    def text_for(self, channel: Channel) -> str:
+        return self.chat_text if channel == "chat" and self.chat_text is not None else self.text
 
     def as_text(self) -> str:
         """Title and body in one message, e.g. for a log line or a chat."""

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from sqlmodel import col, select
 
+from jobs.alerts import AlertDraft
 from jobs.data import registry_of
 from jobs.reports import RETRAIN, store_report
 from jobs.runner import JobCancelled, JobContext, JobResult, JobRunner, RunReport
@@ -153,9 +154,69 @@ def run(ctx: JobContext) -> JobResult:
     }  # fmt: skip
     store_report(db, RETRAIN, body, model_version=version)
     ctx.progress(summary)
+    announcement = announce(version, promoted=promoted, before=None if before is None else before.version,
+                            trigger=trigger, why=why, window=window_note, reasons=reasons,
+                            test=(_report_part(result, "metrics") or {}).get("test"))
     return JobResult(summary=summary, details={"result": {k: body[k] for k in (
         "version", "status", "promoted", "reasons", "champion_before", "champion_after", "window", "why",
-        "warnings")}})
+        "warnings")}},
+        alerts=[announcement])
+
+
+TRIGGER_WORDS = {
+    "manual": "an admin asked for it",
+    "schedule": "its schedule was due",
+    "catch_up": "a scheduled retrain was missed while the service was down",
+    "new_labels": "new labelled data arrived",
+    "drift": "the data drifted from what the champion learnt from",
+    "recall": "the champion's recall fell below the target",
+}
+
+
+def announce(version: str, *, promoted: bool, before: str | None, trigger: str, why: str, window: str,
+             reasons: list[str], test: Any) -> AlertDraft:
+    """The news of a finished retrain for subscribers and admins: a new champion, or a
+    challenger the gate turned down, with why it trained and the figures that decided.
+
+    A retrain the scheduler or a new file started happens while nobody watches; without this
+    the team would only notice a different model version in /score.
+    """
+    # who asked is in the audit log; the news says why the data called for a new model
+    detail = "" if trigger == "manual" else f" ({why})"
+    because = f"It retrained because {TRIGGER_WORDS.get(trigger, trigger)}{detail}, on {window}."
+    figures = _test_line(test)
+    if promoted:
+        title = f"New champion model {version}" + (f" (was {before})" if before else "")
+        text = (f"{version} passed the acceptance gate and now gives every score"
+                + (f", replacing {before}." if before else ".") + f" {because}" + (f"\n{figures}" if figures else ""))
+    else:
+        stays = f"{before} stays the champion" if before else "there is still no champion"
+        title = f"Retrained model {version} was not promoted; {stays}"
+        text = (f"{version} did not pass the acceptance gate, so {stays}. {because}"
+                + (f"\n{figures}" if figures else "")
+                + "".join(f"\n- {reason}" for reason in reasons))
+    return AlertDraft(kind="retrain", severity="info", condition=version, title=title, text=text,
+                      figures={"version": version, "promoted": promoted, "champion_before": before,
+                               "trigger": trigger, "reasons": reasons})
+
+
+def _test_line(test: Any) -> str:
+    """Test-split recall and precision of the new version, and of the champion it was compared with."""
+    if not isinstance(test, dict) or not isinstance(test.get("lightgbm"), dict):
+        return ""
+
+    def pair(figures: dict[str, Any]) -> str | None:
+        recall, precision = figures.get("recall"), figures.get("precision")
+        if not isinstance(recall, int | float) or not isinstance(precision, int | float):
+            return None
+        return f"recall {recall:.1%}, precision {precision:.1%}"
+
+    mine = pair(test["lightgbm"])
+    if mine is None:
+        return ""
+    theirs = pair(test["champion"]) if isinstance(test.get("champion"), dict) else None
+    return (f"On clients it never saw: {mine}"
+            + (f" (the champion it was compared with: {theirs})." if theirs else "."))
 
 
 def _parameters(function: Any) -> set[str]:

@@ -47,7 +47,8 @@ from jobs.alerts import AlertDecision, AlertDraft, deliver, raise_alert, unsent
 from jobs.notifier import Notifier
 from jobs.runs import RunView, finish_run, start_run
 from storage.db import Database
-from storage.errors import UserError
+from storage.errors import UserError, chat_text
+from storage.redact import redact
 
 if TYPE_CHECKING:
     from churnguard import Settings
@@ -458,11 +459,12 @@ class JobRunner:
         return self._cancelled(step, run_id, JobCancelled("the service is stopping; it did not start"))
 
     def _failed(self, step: FollowUp, run_id: int, error: Exception) -> RunReport:
-        message = str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+        message = redact(str(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}")
+        said = redact(chat_text(error))  # what a chat shows: the bot's advice instead of the command line's
         if not isinstance(error, UserError):
             log.error("job %s failed:\n%s", step.job, "".join(traceback.format_exception(error)))
         view = finish_run(self.db, run_id, "failed", error=message,
-                          details={"summary": f"{step.job} failed: {message}"})
+                          details={"summary": f"{step.job} failed: {message}", "chat_error": said})
         draft = AlertDraft(
             kind="job_failed",
             severity="critical" if step.job == "retrain" else "warning",
@@ -471,6 +473,8 @@ class JobRunner:
             text=f"The {step.job} job (run #{run_id}, trigger {step.trigger}) failed: {message}"
             + (" The champion model is unchanged." if step.job == "retrain" else ""),
             figures={"job": step.job, "run_id": run_id, "trigger": step.trigger, "error": message},
+            chat_text=f"The {step.job} job (run #{run_id}, trigger {step.trigger}) failed: {said}"
+            + (" The champion model is unchanged." if step.job == "retrain" else ""),
         )
         decisions = self._store_alerts([draft])
         return RunReport(view, f"{step.job} failed: {message}", decisions)

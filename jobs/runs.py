@@ -24,6 +24,7 @@ from sqlalchemy import desc, func
 from sqlmodel import col, select
 
 from storage.db import Database
+from storage.redact import redact, redact_values
 from storage.tables import JobRun, utcnow
 
 OUTCOMES = ("running", "ok", "failed", "skipped", "cancelled")
@@ -107,8 +108,8 @@ def finish_run(
             raise LookupError(f"job run {run_id} does not exist")
         row.finished_at = utcnow()
         row.outcome = outcome
-        row.error = error
-        row.details = {**row.details, **(details or {})}
+        row.error = None if error is None else redact(error)  # error texts may quote a secret
+        row.details = {**row.details, **redact_values(details or {})}
         session.add(row)
         session.flush()
         return _view(row)

@@ -15,6 +15,7 @@ have stayed anyway are assumed to cost only the contact (no discount given away)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -52,4 +53,40 @@ def campaign_roi(*, true_positives: int, flagged: int, rows: int, contact_cost: 
     }
 
 
-__all__ = ["campaign_roi"]
+def with_measured_offer(roi: Mapping[str, Any], measured: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``roi`` recomputed with the offer success rate a campaign measured (model/campaigns/
+    evidence.py), and saying so in ``assumptions.offer_success_source``; unchanged (but
+    marked as the setting's) when nothing was measured."""
+    result = dict(roi)
+    assumptions = dict(result.get("assumptions") or {})
+    if measured is None:
+        assumptions["offer_success_source"] = {"kind": "setting"}
+        result["assumptions"] = assumptions
+        return result
+    recomputed = campaign_roi(true_positives=int(roi["tp"]), flagged=int(roi["flagged"]), rows=int(roi["rows"]),
+                              contact_cost=float(assumptions["contact_cost"]),
+                              retained_value=float(assumptions["retained_value"]),
+                              offer_success_rate=max(float(measured["rate"]), 0.0))
+    recomputed["assumptions"] = {
+        **assumptions, **recomputed["assumptions"],
+        "offer_success_source": {"kind": "measured", "campaign_id": measured["campaign_id"],
+                                 "campaign": measured.get("campaign"), "low": measured.get("low"),
+                                 "high": measured.get("high"), "setting": assumptions.get("offer_success_rate")},
+    }
+    return recomputed
+
+
+def offer_source_text(assumptions: Mapping[str, Any]) -> str:
+    """" (measured in campaign 3 ...)" when the rate was measured; "" for the setting."""
+    source = assumptions.get("offer_success_source") or {}
+    if source.get("kind") != "measured":
+        return ""
+    interval = ""
+    if source.get("low") is not None and source.get("high") is not None:
+        interval = f", 95 % interval {100 * float(source['low']):.0f}–{100 * float(source['high']):.0f} %"
+    setting = source.get("setting")
+    told = "" if setting is None else f"; CHURNGUARD_OFFER_SUCCESS_RATE assumes {100 * float(setting):.0f} %"
+    return f" (measured in campaign {source.get('campaign_id')} \u201c{source.get('campaign')}\u201d{interval}{told})"
+
+
+__all__ = ["campaign_roi", "offer_source_text", "with_measured_offer"]

@@ -19,6 +19,8 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from model.backtest import backtest_text
+from model.business import offer_source_text
+from model.chart_labels import literal
 
 if TYPE_CHECKING:
     from model.lifecycle import TrainingOutcome
@@ -33,8 +35,9 @@ CHARTS = {
 }
 # Drawn only when the validation was out of time (one point per as-of date).
 TIME_CHARTS = {"backtest": "backtest.png"}
+# "champion" is the champion when the version was trained, which it may since have replaced.
 MODEL_LABELS = {"lightgbm": "LightGBM", "logistic": "Logistic regression", "majority": "Majority (prior)",
-                "champion": "Current champion"}
+                "champion": "Champion at training time"}
 _STYLE = {"lightgbm": "C0", "logistic": "C1", "majority": "C7", "champion": "C2"}
 
 
@@ -139,6 +142,8 @@ def _confusion_chart(metrics: Mapping[str, Any]) -> Figure:
                       color="white" if dark else "black", fontsize=9)
     axes.set_xticks([0, 1], ["not flagged", "flagged"])
     axes.set_yticks([0, 1], ["stays", "churns"])
+    axes.set_xlabel("Predicted")
+    axes.set_ylabel("Actual")
     axes.set_title(f"Test split at threshold {metrics['threshold']:.3f}")
     return figure
 
@@ -174,7 +179,7 @@ def _importance_chart(importances: Mapping[str, float], top: int = 15) -> Figure
     items = list(importances.items())[:top][::-1]
     figure = Figure(figsize=(6, max(2.5, 0.3 * len(items) + 1)), dpi=100)
     axes = figure.subplots()
-    axes.barh([name for name, _ in items], [share for _, share in items], color="C0")
+    axes.barh([literal(name) for name, _ in items], [share for _, share in items], color="C0")
     axes.set(xlabel="Share of total gain", title="Top features (LightGBM gain)")
     axes.tick_params(axis="y", labelsize=8)
     figure.tight_layout()
@@ -273,8 +278,8 @@ def card_markdown(report: Mapping[str, Any], *, title: str = "ChurnGuard churn m
         f"- Contacting the {roi['flagged']} flagged clients costs **{_money(roi['cost'])}** "
         f"({_money(roi['assumptions']['contact_cost'])} each).",
         f"- It reaches {roi['tp']} real churners; with a {_pct(roi['assumptions']['offer_success_rate'])} offer "
-        f"success rate and {_money(roi['assumptions']['retained_value'])} per retained client, the expected "
-        f"benefit is **{_money(roi['benefit'])}**.",
+        f"success rate{offer_source_text(roi['assumptions'])} and {_money(roi['assumptions']['retained_value'])} "
+        f"per retained client, the expected benefit is **{_money(roi['benefit'])}**.",
         f"- ROI = (benefit − cost) / cost = **{_num(roi['roi'], 2)}**"
         + (" (nothing spent)" if roi["roi"] is None else f" (every 1 spent returns {1 + roi['roi']:.2f})"),
         f"- Per 1,000 clients: {roi['per_1000_clients']['flagged']} flagged, cost "
@@ -401,7 +406,10 @@ def summary_text(report: Mapping[str, Any]) -> str:
     ]
     for name in ("logistic", "majority", "champion"):
         if name in test:
-            lines.append(f"  {MODEL_LABELS[name]}: recall {_pct(test[name]['recall'])}, precision "
+            label = MODEL_LABELS[name]
+            if name == "champion" and report.get("champion_compared"):
+                label = f"{report['champion_compared']}, the champion when this version was trained"
+            lines.append(f"  {label}: recall {_pct(test[name]['recall'])}, precision "
                          f"{_pct(test[name]['precision'])}, PR-AUC {_num(test[name]['pr_auc'])}")
     predicted = validation.get("predicted_recall") or {}
     if validation.get("kind") == "out_of_time":
@@ -411,7 +419,10 @@ def summary_text(report: Mapping[str, Any]) -> str:
     elif validation:
         lines.append(f"Validated on a random split ({validation.get('reason')})")
     lines.append(f"Campaign: {roi['flagged']} contacted, cost {_money(roi['cost'])}, benefit "
-                 f"{_money(roi['benefit'])}, ROI {_num(roi['roi'], 2)}")
+                 f"{_money(roi['benefit'])}, ROI {_num(roi['roi'], 2)}"
+                 + (f"; offer success rate {_pct(roi['assumptions']['offer_success_rate'])}"
+                    f"{offer_source_text(roi['assumptions'])}" if offer_source_text(roi.get('assumptions') or {})
+                    else ""))
     engineered = report["processing"]["engineered"]
     if engineered:
         lines.append("Engineered: " + ", ".join(item["name"] for item in engineered))

@@ -100,10 +100,8 @@ def reason_dict(contribution: ContributionLike) -> dict[str, Any]:
 # same thing.
 
 def unknown_client_text(client_id: str) -> str:
-    return (
-        f"No client with id {client_id!r} is stored. Check the id, or ingest the latest CRM export "
-        "(churnguard ingest FILE)."
-    )
+    """Channel-neutral; its advice (``model.advice.INGEST_LATEST``) is appended per channel."""
+    return f"No client with id {client_id!r} is stored. Check the id"
 
 
 def insufficient_history_text(client_id: str, rule: str) -> str:
@@ -142,7 +140,8 @@ def malformed_id_text(problem: str) -> str:
 
 
 def no_model_text() -> str:
-    return "no model yet: run churnguard train"
+    """Channel-neutral; its advice (``model.advice.TRAIN``) is appended per channel."""
+    return "no model yet"
 
 
 __all__ = [

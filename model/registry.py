@@ -49,8 +49,9 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from model.advice import PICK_A_VERSION, PROMOTE_A_VERSION, RETRAIN_DAMAGED, TRAIN
 from storage.db import Database
-from storage.errors import NotFound, UserError
+from storage.errors import Advice, NotFound, UserError
 from storage.tables import AuditLog, ChampionEvent, ModelVersion, utcnow
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,16 @@ M = TypeVar("M")
 
 
 class ArtifactError(Exception):
-    """A version's files do not match its manifest (or are gone)."""
+    """A version's files do not match its manifest (or are gone).
+
+    The message names the version folder and the file inside it, never the absolute path:
+    it reaches chat users (a damaged champion's warning on every score).  ``path`` keeps the
+    full location for the service log.
+    """
+
+    def __init__(self, message: str, path: Path | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class NoChampion(UserError):
@@ -218,25 +228,27 @@ def write_manifest(directory: Path, version: str) -> str:
 
 def verify_artifacts(directory: Path, expected_sha256: str) -> None:
     """Raise ``ArtifactError`` naming the first problem: missing dir, manifest, file, or a changed byte."""
+    folder = directory.name
     if not directory.is_dir():
-        raise ArtifactError(f"artifact directory {directory} is missing")
+        raise ArtifactError(f"the model folder {folder} is missing", directory)
     manifest_path = directory / MANIFEST
     try:
         body = manifest_path.read_bytes()
     except OSError as error:
-        raise ArtifactError(f"{manifest_path} cannot be read: {error.strerror or error}") from error
+        raise ArtifactError(f"{folder}/{MANIFEST} cannot be read: {error.strerror or 'error'}", manifest_path) \
+            from error
     if hashlib.sha256(body).hexdigest() != expected_sha256:
-        raise ArtifactError(f"{manifest_path} does not match the sha256 recorded at registration")
+        raise ArtifactError(f"{folder}/{MANIFEST} does not match the sha256 recorded at registration", manifest_path)
     try:
         files: dict[str, dict[str, Any]] = json.loads(body)["files"]
     except (ValueError, KeyError, TypeError) as error:
-        raise ArtifactError(f"{manifest_path} is not a valid manifest") from error
+        raise ArtifactError(f"{folder}/{MANIFEST} is not a valid manifest", manifest_path) from error
     for relative, entry in sorted(files.items()):
         path = directory / relative
         if not path.is_file():
-            raise ArtifactError(f"{path} is missing")
+            raise ArtifactError(f"{folder}/{relative} is missing", path)
         if _sha256_file(path) != entry.get("sha256"):
-            raise ArtifactError(f"{path} is corrupted (sha256 differs from the manifest)")
+            raise ArtifactError(f"{folder}/{relative} is corrupted (sha256 differs from the manifest)", path)
 
 
 def _seal(directory: Path) -> None:
@@ -356,7 +368,10 @@ class Registry(Generic[M]):
         try:
             model = self.loader(info.artifact_dir)
         except Exception as error:  # a file that hashes right but cannot be read is damage too
-            raise ArtifactError(f"version {info.version} cannot be loaded: {error}") from error
+            # The loader's own text may hold the folder's absolute path: it goes to the log only.
+            log.error("version %s cannot be loaded from %s: %s", info.version, info.artifact_dir, error)
+            raise ArtifactError(f"version {info.version} cannot be loaded ({type(error).__name__})",
+                                info.artifact_dir) from error
         with self._lock:
             self._cache = {k: v for k, v in self._cache.items() if k[0] != info.version}
             self._cache[key] = model
@@ -380,7 +395,8 @@ class Registry(Generic[M]):
         pointer = self.champion()
         if pointer is None:
             self.invalidate()
-            raise NoChampion(_no_champion_message(self.list_versions()))
+            message, advice = _no_champion_message(self.list_versions())
+            raise NoChampion(message, advice=advice)
         key = (pointer.version, pointer.sha256)
         with self._lock:
             if (
@@ -403,7 +419,7 @@ class Registry(Generic[M]):
             return Serving(pointer.version, self._load(pointer), pointer.threshold, pointer.version)
         except ArtifactError as error:
             problems.append(f"champion {pointer.version}: {error}")
-            log.error("champion %s cannot serve: %s", pointer.version, error)
+            log.error("champion %s cannot serve: %s (%s)", pointer.version, error, error.path)
         for version in reversed(self.champion_history()):
             if version == pointer.version:
                 continue
@@ -419,8 +435,8 @@ class Registry(Generic[M]):
             return Serving(version, model, info.threshold, pointer.version, tuple(problems))
         raise NoChampion(
             f"champion {pointer.version} cannot be loaded and no previous champion is intact: "
-            + "; ".join(problems)
-            + ". Retrain with churnguard train.",
+            + "; ".join(problems),
+            advice=RETRAIN_DAMAGED,
             problems=problems,
         )
 
@@ -552,8 +568,8 @@ class Registry(Generic[M]):
             log.warning("rollback passes over %s: %s", version, problem)
         why = f" (damaged: {', '.join(skipped)})" if skipped else ""
         raise UserError(
-            f"no previous champion to roll back to{why}; {current.version} stays champion. "
-            "Promote a specific version with churnguard promote VERSION.",
+            f"no previous champion to roll back to{why}; {current.version} stays champion.",
+            advice=PROMOTE_A_VERSION,
             champion=current.version,
             skipped=skipped,
         )
@@ -611,14 +627,14 @@ def _audit(session: Session, actor: str, action: str, detail: str, result: str =
     session.add(AuditLog(actor=actor[:64], action=action, detail=detail, result=result))
 
 
-def _no_champion_message(versions: list[VersionInfo]) -> str:
+def _no_champion_message(versions: list[VersionInfo]) -> tuple[str, Advice]:
     if not versions:
-        return "no model yet: run churnguard train"
+        return "no model yet", TRAIN
     rejected = [info.version for info in versions if info.status == REJECTED]
     return (
         f"no champion model: {len(versions)} version(s) trained"
-        + (f", {len(rejected)} rejected by the acceptance gate" if rejected else "")
-        + "; see churnguard models, then churnguard promote VERSION or churnguard train"
+        + (f", {len(rejected)} rejected by the acceptance gate" if rejected else ""),
+        PICK_A_VERSION,
     )
 
 

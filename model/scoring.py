@@ -36,6 +36,7 @@ import pandas as pd
 from sqlalchemy import insert
 
 from model.artifact import ChurnModel, Contribution
+from model.chart_labels import literal
 from model.reasons import (
     malformed_id_text,
     reason_dict,
@@ -56,9 +57,9 @@ from model.sources import (
     source_for_model,
 )
 from storage.db import Database
-from storage.errors import UserError
+from storage.errors import Advice, Channel, UserError
 from storage.ids import id_problem, visible
-from storage.schema import Schema, remembered_schema
+from storage.schema import Schema, remembered_schema, schema_of
 from storage.tables import Prediction, utcnow
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,9 @@ class ScoreResult:
     warnings: tuple[str, ...] = ()
     record_id: int | None = None
     as_of: str | None = None
+    # What to do next when the client was not scored (the command line and a chat word it
+    # differently); ``message`` is channel-neutral and ends where the advice starts.
+    advice: Advice | None = None
 
     @property
     def scored(self) -> bool:
@@ -115,14 +119,17 @@ class ScoreResult:
             "threshold": self.threshold,
             "model_version": self.model_version,
             "reasons": [reason_dict(item) for item in self.reasons],
-            "message": self.message,
+            "message": self.message_for("cli"),
             "warnings": list(self.warnings),
             "as_of": self.as_of,
         }
 
-    def to_text(self) -> str:
+    def message_for(self, channel: Channel) -> str:
+        return self.message + (self.advice.text(channel) if self.advice is not None else "")
+
+    def to_text(self, channel: Channel = "cli") -> str:
         if not self.scored:
-            return self.message
+            return self.message_for(channel)
         assert self.probability is not None and self.threshold is not None
         lines = [
             f"Client {self.client_id}: churn risk {self.probability:.1%}, {self.risk_band} "
@@ -197,6 +204,27 @@ class FlaggedList:
     chunks: Iterator[list[ScoreResult]]
 
 
+@dataclass(frozen=True)
+class ActiveScores:
+    """Every active client's probability, unranked, with the rows it came from: for callers
+    that select clients before ranking them (a campaign's segment).  ``frame`` holds what
+    the data says about each client (event models: the raw facts as of ``as_of``), ``inputs``
+    what the model read; ``rows`` of them are explained with ``Scorer.explain_active``."""
+
+    ids: np.ndarray
+    frame: pd.DataFrame
+    inputs: pd.DataFrame
+    probabilities: np.ndarray
+    serving: Serving[ChurnModel]
+    source: DataSource
+    as_of: datetime | None = None  # the date the rows describe (the newest record's, for client tables)
+    moment: datetime | None = None  # the scoring date asked for (None: each client's newest record)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.serving.threshold)
+
+
 class Scorer:
     """Scores from the serving model of a registry; safe to share across threads."""
 
@@ -221,8 +249,7 @@ class Scorer:
             with self.db.read_session() as session:
                 stored = remembered_schema(session)
             if stored is not None:
-                self.schema = Schema(stored.id_column, stored.label_column, stored.positive_label,
-                                     tuple(stored.ignore_columns))
+                self.schema = schema_of(stored)
         if serving is None:
             return SnapshotSource(self.db, self.config, self.schema)
         return source_for_model(self.db, self.config, serving.model, schema=self.schema)
@@ -240,7 +267,8 @@ class Scorer:
         found = source.lookup(cid, as_of=as_of)
         when = None if found.as_of is None else f"{found.as_of:%Y-%m-%d %H:%M}"
         if not found.scorable:
-            return ScoreResult(cid, found.status, found.message, record_id=found.record_id, as_of=when)
+            return ScoreResult(cid, found.status, found.message, record_id=found.record_id, as_of=when,
+                               advice=found.advice)
         if serving is None:
             serving = self.registry.serving()  # raises NoChampion with its message
         assert found.inputs is not None
@@ -357,6 +385,32 @@ class Scorer:
         return FlaggedList(serving.version, serving.pointer, float(threshold), moment, len(ids), len(order),
                            serving.problems, explained())
 
+    def active_scores(self, *, as_of: object = None) -> ActiveScores:
+        """The probability of every active client (the population ``top`` ranks: scorable, not
+        known to have left), unranked."""
+        serving = self.registry.serving()
+        source = self.source(serving)
+        sets = [rows for rows in source.scoring_rows(as_of=as_of) if len(rows)]
+        inputs = pd.concat([rows.inputs for rows in sets], ignore_index=True) if sets else pd.DataFrame()
+        raw = (pd.concat([rows.raw if rows.raw is not None else rows.inputs for rows in sets], ignore_index=True)
+               if sets else pd.DataFrame())
+        ids = np.concatenate([rows.ids for rows in sets]) if sets else np.empty(0, dtype=object)
+        probabilities = _predict_chunks(serving.model, inputs) if len(inputs) else np.empty(0)
+        moment = source.scoring_date(as_of)
+        return ActiveScores(ids, raw, inputs, probabilities, serving, source, moment or _newest(sets), moment)
+
+    def explain_active(self, scores: ActiveScores, rows: Sequence[int], *, reasons: int = 3) -> list[ScoreResult]:
+        """``ScoreResult``s (with ``reasons`` reasons each) of the given rows of ``scores``, in that order."""
+        picked = list(rows)
+        records = [_clean_record(record) for record in scores.inputs.iloc[picked].to_dict("records")]
+        shown = [_clean_record(record) for record in scores.frame.iloc[picked].to_dict("records")]
+        return [
+            self._scored(visible(str(scores.ids[i])), record, scores.serving, top=reasons, record_id=None,
+                         probability=float(scores.probabilities[i]), as_of=scores.moment, raw=values,
+                         source=scores.source)
+            for i, record, values in zip(picked, records, shown, strict=True)
+        ]
+
     def score_all(self, *, run_id: str | None = None, chunk_rows: int = CHUNK_ROWS, as_of: object = None) -> BatchRun:
         """Score every active client (each client's row at the scoring date) and store the
         predictions in one transaction, so a run is either complete or absent."""
@@ -434,6 +488,18 @@ def contribution_chart(result: ScoreResult, *, title: str | None = None) -> byte
     Built on a bare ``Figure`` rather than pyplot so that concurrent bot handlers do not share
     matplotlib's global state.
     """
+    figure = contribution_figure(result, title=title)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def contribution_figure(result: ScoreResult, *, title: str | None = None) -> Any:
+    """The ``matplotlib.figure.Figure`` of :func:`contribution_chart`, not yet drawn to PNG.
+
+    The axis speaks the reader's language (which way each reason pushes the risk), not the
+    model's (log-odds); labels come from the CRM, so they are drawn literally (``$`` included).
+    """
     if not result.scored or not result.reasons:
         raise UserError(f"no reasons to draw for client {result.client_id}: {result.message}")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -447,15 +513,14 @@ def contribution_chart(result: ScoreResult, *, title: str | None = None) -> byte
     FigureCanvasAgg(figure)
     axes = figure.add_subplot(1, 1, 1)
     axes.barh(range(len(items)), effects, color=colours)
-    axes.set_yticks(range(len(items)), labels=[label[:48] for label in labels])
+    axes.set_yticks(range(len(items)), labels=[literal(label[:48]) for label in labels])
     axes.axvline(0, color="#555555", linewidth=0.8)
-    axes.set_xlabel("effect on churn risk (log-odds; right = raises risk)")
+    axes.set_xlabel("← pushes risk down   |   pushes risk up →")
     assert result.probability is not None
-    axes.set_title(title or f"Client {result.client_id}: {result.probability:.1%} ({result.risk_band})")
+    axes.set_title(literal(title) if title is not None
+                   else f"Client {literal(result.client_id)}: {result.probability:.1%} ({result.risk_band})")
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return figure
 
 
 __all__ = [
@@ -464,6 +529,7 @@ __all__ = [
     "NOT_ACTIVE",
     "SCORED",
     "UNKNOWN_CLIENT",
+    "ActiveScores",
     "BatchRun",
     "FlaggedList",
     "MalformedId",
@@ -471,4 +537,5 @@ __all__ = [
     "Scorer",
     "clean_client_id",
     "contribution_chart",
+    "contribution_figure",
 ]

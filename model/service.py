@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 
 from model.artifact import ChurnModel
+from model.campaigns.evidence import use_measured_offer
 from model.card import CARD_FILE
 from model.config import TrainConfig
 from model.data_checks import review
@@ -210,6 +211,7 @@ def train_candidate(
     # Before the card is drawn from it: what the data may be hiding (model/data_checks.py).
     review(outcome.report, leaks=leaks, spec=metadata.get("feature_spec"),
            max_event_types=source_config.max_event_types)
+    use_measured_offer(db, config, outcome.report)  # issue 13.5: a campaign's measured offer success rate
     return Candidate(
         outcome=replace(outcome, test_frame=outcome.test_frame.iloc[0:0]),
         seed=config.seed,

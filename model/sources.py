@@ -30,6 +30,7 @@ import pandas as pd
 from sqlalchemy import and_, or_
 from sqlmodel import col, select
 
+from model.advice import INGEST_CLIENTS, INGEST_EVENT_CLIENTS, INGEST_LABELLED, INGEST_LATEST
 from model.artifact import ChurnModel
 from model.data_checks import LeakExclusion, exclude_leaks, flagged_leaks
 from model.event_source import (
@@ -61,7 +62,7 @@ from model.validation import AS_OF
 from storage.churns import CHURNS
 from storage.clients import CLIENTS, column_types, current_frame, current_record
 from storage.db import Database
-from storage.errors import UserError
+from storage.errors import Advice, UserError
 from storage.events.features import (
     DEFAULT_MAX_EVENT_TYPES,
     FeatureSpec,
@@ -77,7 +78,6 @@ from storage.snapshots import Departure, as_of_dates, departures, snapshot_frame
 from storage.tables import Batch, ClientRecord
 
 SNAPSHOTS, EVENTS = "snapshots", "events"
-NO_CLIENTS = "no clients stored yet: ingest a CRM export first (churnguard ingest FILE)"
 SOURCES = ("auto", "clients", "events")  # CHURNGUARD_TRAINING_SOURCE ("clients" = the snapshots)
 Progress = Callable[[str], None]
 
@@ -150,6 +150,7 @@ class Lookup:
     raw: dict[str, Any] | None = None  # what the data says, for the reasons
     as_of: datetime | None = None
     record_id: int | None = None
+    advice: Advice | None = None  # what to do next, worded per channel (CLI or chat)
 
     @property
     def scorable(self) -> bool:
@@ -278,7 +279,7 @@ class SnapshotSource(DataSource):
 
             with self.db.read_session() as session:
                 if remembered_schema(session) is None:
-                    raise UserError(NO_CLIENTS)
+                    raise UserError("no clients stored yet", advice=INGEST_CLIENTS)
                 self._schema = resolve_schema(session, self.config.requested_schema, self.config.explicit)
         return self._schema
 
@@ -292,7 +293,7 @@ class SnapshotSource(DataSource):
         try:
             schema = self.schema
         except UserError:
-            raise UserError("no data stored yet: run churnguard ingest FILE with a labelled CRM export first") from None
+            raise UserError("no data stored yet", advice=INGEST_LABELLED) from None
         if progress is not None:
             progress("loading the labelled clients at each as-of date")
         dates = [d for d in as_of_dates(self.db, horizon_days=self.config.horizon_days) if d.labelled > d.positives]
@@ -334,9 +335,10 @@ class SnapshotSource(DataSource):
             record = current_record(session, client_id, until)
             later = record is None and until is not None and current_record(session, client_id) is not None
         if record is None:
-            message = (no_record_yet_text(client_id, f"{until:%Y-%m-%d %H:%M}") if later and until is not None
-                       else unknown_client_text(client_id))
-            return Lookup(client_id, UNKNOWN_CLIENT, message, as_of=until)
+            if later and until is not None:
+                return Lookup(client_id, UNKNOWN_CLIENT, no_record_yet_text(client_id, f"{until:%Y-%m-%d %H:%M}"),
+                              as_of=until)
+            return Lookup(client_id, UNKNOWN_CLIENT, unknown_client_text(client_id), as_of=until, advice=INGEST_LATEST)
         gone = self._departed([client_id], until).get(client_id)
         if gone is not None:
             return Lookup(client_id, DEPARTED, departed_text(client_id, self._when(gone)), record_id=record.id,
@@ -514,7 +516,7 @@ class EventSource(DataSource):
         when = f"{moment:%Y-%m-%d %H:%M}"
         row = features_for_client(self.db, client_id, moment, spec=self._spec())
         if row is None:
-            return Lookup(client_id, UNKNOWN_CLIENT, unknown_client_text(client_id), as_of=moment)
+            return Lookup(client_id, UNKNOWN_CLIENT, unknown_client_text(client_id), as_of=moment, advice=INGEST_LATEST)
         if not is_active(self.db, client_id, moment):
             left = left_on(self.db, client_id, moment)
             if left is not None:
@@ -589,8 +591,8 @@ def source_kind(db: Database, config: SourceConfig) -> str:
         raise UserError(f"unknown training source {source!r}; use one of {', '.join(SOURCES)}", source=source)
     if source == "events":
         if not has_event_clients(db):
-            raise UserError("CHURNGUARD_TRAINING_SOURCE is events but no event clients are stored: send a "
-                            "clients table first")
+            raise UserError("CHURNGUARD_TRAINING_SOURCE is events but no event clients are stored: ingest a "
+                            "clients table first", advice=INGEST_EVENT_CLIENTS)
         return EVENTS
     if source == "clients":
         return SNAPSHOTS

@@ -237,7 +237,7 @@ def labelled_history(
 def client_counts(db: Database) -> dict[str, int]:
     """Clients in the store, and how many of them have at least one known outcome."""
     table = ClientRecord.__table__  # type: ignore[attr-defined]
-    with db.session() as session:
+    with db.read_session() as session:  # reads only: never waits behind an ingest's write lock
         connection = session.connection()
         clients = connection.execute(
             sa_select(func.count()).select_from(table).where(table.c.is_latest.is_(True))

@@ -13,13 +13,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func
+from sqlalchemy.engine import make_url
 from sqlmodel import col, select
 
 from churnguard import emit
 from storage.clients import CLIENTS, client_counts, column_types
 from storage.db import Database
 from storage.encodings import check_encoding
-from storage.errors import IngestRejected, UserError
+from storage.errors import IngestRejected, NotFound, UserError
 from storage.events.labels import data_end
 from storage.ingest import NEGATIVE_LABEL_KEY, ingest_file
 from storage.readers import Limits
@@ -166,8 +167,9 @@ def as_of_status(db: Database, horizon_days: int) -> dict[str, Any]:
 
 def store_status(db: Database, horizon_days: int = 30) -> dict[str, Any]:
     """What the store holds: batches, clients and their as-of dates, labelled share, model
-    versions, champion."""
-    with db.session() as session:
+    versions, champion.  Reads only (``read_session``): it answers while an ingest holds the
+    write lock."""
+    with db.read_session() as session:
         batches = session.exec(select(func.count()).select_from(Batch).where(Batch.kind == CLIENTS)).one()
         last = session.exec(select(Batch).where(Batch.kind == CLIENTS).order_by(col(Batch.id).desc())).first()
         versions = session.exec(select(func.count()).select_from(ModelVersion)).one()
@@ -180,6 +182,7 @@ def store_status(db: Database, horizon_days: int = 30) -> dict[str, Any]:
     events["data_end"] = None if end is None else end.isoformat()  # type: ignore[assignment]
     return {
         "database": db.safe_url,
+        "exists": True,
         "batches": int(batches),
         "last_batch": None if last is None else {
             "batch_id": last.id, "source_name": last.source_name, "received_at": last.received_at,
@@ -195,9 +198,27 @@ def store_status(db: Database, horizon_days: int = 30) -> dict[str, Any]:
     }
 
 
+def empty_status(database: str) -> dict[str, Any]:
+    """The status of a store that does not exist yet: nothing in it (and nothing created)."""
+    return {"database": database, "exists": False, "batches": 0, "last_batch": None, "clients": 0,
+            "labelled_clients": 0, "labelled_share": 0.0, "model_versions": 0, "champion": None,
+            "events": {**dict.fromkeys(EVENT_TABLES, 0), "data_end": None}}
+
+
 def status(args: argparse.Namespace, settings: Settings) -> int:
-    """``churnguard status``: a one-screen summary of the store."""
-    with Database(settings.database_url) as db:
+    """``churnguard status``: a one-screen summary of the store.  Read-only: it neither creates
+    nor migrates a store, and never waits for a writer (see ``Database.open_read_only``)."""
+    from storage.migrate import require_current
+
+    try:
+        db = Database.open_read_only(settings.database_url)
+    except NotFound as missing:
+        payload = empty_status(make_url(settings.database_url).render_as_string(hide_password=True))
+        emit(args, payload, f"store:    {payload['database']}\n{missing}")
+        return 0
+    with db:
+        with db.engine.connect() as connection:
+            require_current(connection, safe_url=db.safe_url)
         payload = store_status(db, settings.churn_horizon_days)
     last = payload["last_batch"]
     last_text = (f" (last: #{last['batch_id']} {last['source_name']}, {last['received_at']:%Y-%m-%d %H:%M} UTC)"

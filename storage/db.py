@@ -13,9 +13,10 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine, select
 
+import storage.campaign_tables  # registers the campaign tables on SQLModel.metadata
 import storage.events.tables  # registers the event tables on SQLModel.metadata
 import storage.tables  # noqa: F401  (registers every table on SQLModel.metadata)
-from storage.errors import UserError
+from storage.errors import NotFound, UserError
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -54,32 +55,84 @@ def _sqlite_begin(connection: Connection) -> None:
         dbapi_connection.isolation_level = ""  # the pooled connection served a write session: pysqlite's default
 
 
+def _read_only_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")  # any write fails at once instead of taking the lock
+    cursor.execute(f"PRAGMA busy_timeout={READ_ONLY_TIMEOUT_SECONDS * 1000}")
+    cursor.close()
+
+
+def _read_only_postgresql(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    cursor.close()
+    dbapi_connection.commit()
+
+
+# A read-only store answers quickly or not at all: health checks must never hang.
+READ_ONLY_TIMEOUT_SECONDS = 5
+
+
 class Database:
     """One store: an engine plus schema management.  Create one per process and share it.
 
     ``session()`` is for work that writes (on SQLite it takes the write lock when it begins);
-    ``read_session()`` for reading only.  Raw ``engine.connect()`` connections read."""
+    ``read_session()`` for reading only.  Raw ``engine.connect()`` connections read.
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    ``Database.read_only(url)`` opens an existing store for reading only (``churnguard health``
+    and ``status``): no schema creation or migration, no write lock, short time-outs."""
+
+    def __init__(self, url: str, *, echo: bool = False, read_only: bool = False) -> None:
         self.url = url
+        self.read_only = read_only
         parsed = make_url(url)
         self.dialect = parsed.get_backend_name()
         kwargs: dict[str, Any] = {"echo": echo}
         if self.dialect == "sqlite":
-            if parsed.database and parsed.database != ":memory:":
+            if parsed.database and parsed.database != ":memory:" and not read_only:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            kwargs["connect_args"] = {"check_same_thread": False,
+                                      "timeout": READ_ONLY_TIMEOUT_SECONDS if read_only else 30}
         else:
             kwargs["pool_pre_ping"] = True
+            if read_only and "connect_timeout" not in parsed.query:
+                kwargs["connect_args"] = {"connect_timeout": READ_ONLY_TIMEOUT_SECONDS}
         self.engine: Engine = create_engine(url, **kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
+        if read_only:
+            event.listen(self.engine, "connect", _read_only_sqlite if self.dialect == "sqlite" else _read_only_postgresql)
         # Shares the engine's pool and listeners; only the way a SQLite transaction begins differs.
         self._write_engine: Engine = self.engine.execution_options(**{WRITE_OPTION: True})
         self._local = threading.local()  # sessions open in this thread, to spot nesting
-        self._ready = False
+        self._ready = read_only  # a read-only store is never created nor migrated
         self.migrated: list[str] = []  # the revisions create_schema applied
+
+    @classmethod
+    def open_read_only(cls, url: str) -> Database:
+        """An existing store, for reading only; ``NotFound`` when there is none at ``url``.
+
+        Nothing is created or migrated and no write lock is ever taken, so it answers while an
+        ingest holds SQLite's write lock (WAL readers never wait for the writer)."""
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            path = parsed.database or ""
+            if path in ("", ":memory:") or not Path(path).is_file():
+                raise NotFound(f"no store at {path or url}: nothing was ingested yet (the first `churnguard ingest` "
+                               "or `churnguard run` creates it)")
+        database = cls(url, read_only=True)
+        try:
+            with database.engine.connect() as connection:
+                tables = set(inspect(connection).get_table_names())
+        except OperationalError as error:
+            database.dispose()
+            raise UserError(f"cannot open the database {database.safe_url}: {error.orig}") from error
+        if "meta" not in tables:
+            database.dispose()
+            raise NotFound(f"no store in the database {database.safe_url}: nothing was ingested yet (the first "
+                           "`churnguard ingest` or `churnguard run` creates it)")
+        return database
 
     def create_schema(self) -> Database:
         """Create a new store's tables, or migrate an older store's schema (``storage.migrate``);
@@ -110,6 +163,8 @@ class Database:
         another is open in the same thread (a
         nested call, or another coroutine on the bot's event loop) begins deferred instead:
         waiting for the write lock its own thread holds would only time out."""
+        if self.read_only:
+            raise RuntimeError("this store was opened read-only; use read_session()")
         nested = getattr(self._local, "open", 0) > 0
         with self._session(self.engine if nested else self._write_engine) as session:
             yield session

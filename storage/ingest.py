@@ -41,7 +41,7 @@ from sqlmodel import Session, col, select
 from storage.asof import INGEST_TIME, LATEST_RECORD, resolve_as_of, summary
 from storage.clients import CLIENTS
 from storage.db import Database
-from storage.errors import IngestRejected, UserError
+from storage.errors import Channel, IngestRejected, UserError
 from storage.readers import (
     NUMERIC,
     Limits,
@@ -104,7 +104,7 @@ class IngestReport:
             "columns": self.columns,
             "labelled": self.labelled,
             "positives": self.positives,
-            "warnings": [dict(w) for w in self.warnings],
+            "warnings": [{"column": w["column"], "message": w["message"]} for w in self.warnings],
             "duplicate_of": self.duplicate_of,
             "stored": self.stored,
         }
@@ -130,7 +130,8 @@ class IngestReport:
             return f"As of {_day(first)} ({source})."
         return f"As of {count} dates, {_day(first)} to {_day(last)} ({source})."
 
-    def to_text(self) -> str:
+    def to_text(self, channel: Channel = "cli") -> str:
+        """The report for people; ``channel`` "chat" words the warnings' advice for the bot."""
         if not self.stored:
             when = f", stored {self.received_at:%Y-%m-%d %H:%M} UTC" if self.received_at else ""
             return (f"Nothing changed: {self.source_name} is identical to batch #{self.duplicate_of} "
@@ -146,7 +147,9 @@ class IngestReport:
             lines.append(self.as_of_text())
         if self.warnings:
             lines.append(f"{len(self.warnings)} warning(s):")
-            lines.extend(f"  - {w['column'] or '(batch)'}: {w['message']}" for w in self.warnings)
+            for warning in self.warnings:
+                said = warning.get("chat", warning["message"]) if channel == "chat" else warning["message"]
+                lines.append(f"  - {warning['column'] or '(batch)'}: {said}")
         return "\n".join(lines)
 
 

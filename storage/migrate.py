@@ -99,6 +99,21 @@ def prepare(connection: Connection, *, safe_url: str) -> list[str]:
     return applied
 
 
+def require_current(connection: Connection, *, safe_url: str) -> None:
+    """For read-only commands, which never migrate: refuse a store whose schema is not this
+    release's, saying what to run (reading it anyway would fail on a missing column)."""
+    current = current_revision(connection)
+    if current == head():
+        return
+    known = {script.revision for script in scripts().walk_revisions()}
+    if current is not None and current not in known:
+        raise UserError(f"the database {safe_url} was migrated by a newer ChurnGuard (schema revision {current}); "
+                        "upgrade ChurnGuard before using it")
+    shown = "that of release 0.1.0" if current is None else f"revision {current}"
+    raise UserError(f"the database {safe_url} has an older schema ({shown}; this ChurnGuard uses {head()}); "
+                    "any command that writes, such as `churnguard run`, migrates it (back it up first)")
+
+
 def _refuse_newer_version(connection: Connection, safe_url: str) -> None:
     if "meta" not in inspect(connection).get_table_names():
         return
@@ -119,4 +134,4 @@ def _set_version(connection: Connection, safe_url: str) -> None:
         connection.execute(update(meta).where(meta.c.key == "schema_version").values(value=str(SCHEMA_VERSION)))
 
 
-__all__ = ["BASELINE", "MIGRATIONS", "current_revision", "head", "prepare", "scripts"]
+__all__ = ["BASELINE", "MIGRATIONS", "current_revision", "head", "prepare", "require_current", "scripts"]

@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -58,10 +58,15 @@ _MAGIC: tuple[tuple[bytes, str], ...] = (
 
 
 class Note(TypedDict):
-    """A warning about one column (``column`` None: about the whole batch)."""
+    """A warning about one column (``column`` None: about the whole batch).
+
+    ``message`` is the command line's wording; ``chat``, when present, the chat's (the same
+    warning with advice a Telegram user can act on instead of a command-line flag).
+    """
 
     column: str | None
     message: str
+    chat: NotRequired[str]
 
 
 @dataclass(frozen=True)

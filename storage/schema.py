@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, select
 
-from storage.errors import SchemaConflict
+from storage.errors import Advice, SchemaConflict
 from storage.tables import DatasetSchema
 
 
@@ -36,7 +36,8 @@ class Schema:
     def with_ignored(self, *columns: str) -> Schema:
         """The same schema with more columns kept out of the features (e.g. a frame's date column)."""
         extra = tuple(c for c in columns if c not in self.ignore_columns)
-        return Schema(self.id_column, self.label_column, self.positive_label, self.ignore_columns + extra)
+        return Schema(self.id_column, self.label_column, self.positive_label, self.ignore_columns + extra,
+                      self.as_of_column)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -55,6 +56,12 @@ def remembered_schema(session: Session) -> DatasetSchema | None:
     return session.exec(select(DatasetSchema).order_by(DatasetSchema.id)).first()  # type: ignore[arg-type]
 
 
+def schema_of(stored: DatasetSchema) -> Schema:
+    """The remembered schema as the code uses it."""
+    return Schema(stored.id_column, stored.label_column, stored.positive_label, tuple(stored.ignore_columns),
+                  stored.as_of_column or "")
+
+
 def resolve_schema(session: Session, requested: Schema, explicit: Collection[str]) -> Schema:
     """The schema a command must use: the remembered one, checked against explicit requests.
 
@@ -71,9 +78,13 @@ def resolve_schema(session: Session, requested: Schema, explicit: Collection[str
             env = "CHURNGUARD_" + name.upper()
             raise SchemaConflict(
                 f"this store remembers {name.replace('_', ' ')} {have!r} from its first batch, "
-                f"but {wanted!r} was requested ({flag} or {env}). Drop the flag/variable to use the "
-                f"remembered schema, or point CHURNGUARD_HOME (or CHURNGUARD_DATABASE_URL) at a new "
-                f"store for a different dataset.",
+                f"but {wanted!r} was requested",
+                advice=Advice(
+                    cli=f" ({flag} or {env}). Drop the flag/variable to use the remembered schema, or point "
+                    f"CHURNGUARD_HOME (or CHURNGUARD_DATABASE_URL) at a new store for a different dataset.",
+                    chat=" by the service's settings. A store holds one dataset: an admin must set the "
+                    "service back to the remembered schema, or give a different dataset a store of its own.",
+                ),
                 setting=name,
                 remembered=have,
                 requested=wanted,

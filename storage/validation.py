@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import TargetEncoder
 
-from storage.errors import IngestRejected
+from storage.errors import Advice, IngestRejected
 from storage.ids import MAX_ID_LENGTH, hidden_characters, invisible_ids
 from storage.readers import CATEGORICAL, NUMERIC, Note, Table, reject
 from storage.schema import Schema
@@ -37,6 +37,20 @@ LEAK_SAMPLE = 200_000  # rows; a column that separates the classes this well doe
 LEAK_MIN_CLASS = 20  # below this many rows of a class, near-perfect separation happens by chance
 MAX_CLIENT_ID = MAX_ID_LENGTH  # characters, the width of client_record.client_id (storage/ids.py)
 _EXAMPLES = 5
+# The schema is a setting of the service: at a shell it is a flag, in a chat an admin's job.
+_BOTH_COLUMNS = Advice(cli=" (--id-column, --label-column)",
+                       chat=" (an admin sets both in the service's settings)")
+_ID_COLUMN = Advice(cli="Name the id column with --id-column (or CHURNGUARD_ID_COLUMN)",
+                    chat="Send a file with that column, or an admin must name the id column in the service's "
+                         "settings (CHURNGUARD_ID_COLUMN).")
+_ONE_CLASS = Advice(cli=". Check --positive-label, or send a batch with both outcomes first",
+                    chat=". Check the churn value the service is set to (an admin sets it), or send a batch "
+                         "with both outcomes first")
+_CHURN_VALUE = Advice(cli=" — set the churn value with --positive-label (or CHURNGUARD_POSITIVE_LABEL)",
+                      chat=" — an admin must set the churn value in the service's settings "
+                           "(CHURNGUARD_POSITIVE_LABEL)")
+_LEAK_CHAT = ("; training leaves it out unless an admin keeps it in the service's settings (if it is known only "
+              "after churn, an admin should exclude it there)")
 
 
 @dataclass(frozen=True)
@@ -100,8 +114,8 @@ def validate(table: Table, schema: Schema, history: History,
     name = table.source_name
     columns = [str(c) for c in frame.columns]
     if schema.id_column == schema.label_column:
-        raise reject(f"the id column and the label column are both {schema.id_column!r}; they must differ "
-                     "(--id-column, --label-column)", "bad_schema", column=schema.id_column)
+        raise reject(f"the id column and the label column are both {schema.id_column!r}; they must differ",
+                     "bad_schema", column=schema.id_column, advice=_BOTH_COLUMNS)
     _check_id_column(frame, columns, schema, name)
     _check_all_null(frame, columns, name)
     ids = frame[schema.id_column]
@@ -120,8 +134,9 @@ def validate(table: Table, schema: Schema, history: History,
                     f"{name}: every client in label column {schema.label_column!r} {which} "
                     f"(values: {_shown(sorted(set(frame[schema.label_column].dropna())))}); a first "
                     f"labelled batch needs both churners ({schema.positive_label!r}) and non-churners to "
-                    f"train on. Check --positive-label, or send a batch with both outcomes first",
+                    f"train on",
                     "single_class",
+                    advice=_ONE_CLASS,
                     column=schema.label_column,
                     positive_label=schema.positive_label,
                 )
@@ -164,9 +179,9 @@ def _check_id_column(frame: pd.DataFrame, columns: list[str], schema: Schema, na
     hint = f" Did you mean {_shown(close)}? " if close else " "
     listed = _shown(columns[:30]) + (" …" if len(columns) > 30 else "")
     raise reject(
-        f"{name}: missing id column {schema.id_column!r}.{hint}Columns in the file: {listed}. "
-        f"Name the id column with --id-column (or CHURNGUARD_ID_COLUMN)",
+        f"{name}: missing id column {schema.id_column!r}.{hint}Columns in the file: {listed}. ",
         "missing_id_column",
+        advice=_ID_COLUMN,
         column=schema.id_column,
         available=columns,
     )
@@ -244,7 +259,7 @@ def _check_ids(ids: pd.Series, column: str, name: str, as_of: Sequence[datetime]
         )
 
 
-def _same(value: str, expected: str) -> bool:
+def same_label(value: str, expected: str) -> bool:
     """Label values match as text, or as numbers when both are numbers ("1" and "1.0")."""
     if value == expected:
         return True
@@ -252,6 +267,9 @@ def _same(value: str, expected: str) -> bool:
         return float(value) == float(expected)
     except ValueError:
         return False
+
+
+_same = same_label
 
 
 def _encode_label(
@@ -282,13 +300,14 @@ def _encode_label(
     known_negative = history.negative_label
     expected_negative = known_negative or (distinct_others[0] if len(distinct_others) == 1 else None)
 
-    def refuse(unexpected: list[str], why: str) -> IngestRejected:
+    def refuse(unexpected: list[str], why: str, advice: Advice | None = None) -> IngestRejected:
         mask = labels.isin(unexpected)
         return reject(
             f"{name}: label column {column!r} {why}; found {_shown(unexpected[:_EXAMPLES])} at data rows "
             f"{_listed(_rows(mask))} (row 1 = first row after the header). Value counts: "
             + ", ".join(f"{v!r}: {int(counts[v])}" for v in list(counts.index)[:8]),
             "bad_labels",
+            advice=advice,
             column=column,
             rows=_rows(mask),
             row_kind="data row",
@@ -297,8 +316,8 @@ def _encode_label(
         )
 
     if not any(is_positive.values()) and len(distinct_others) >= 2:
-        raise refuse(others, f"has no value {positive!r} (the configured churn value) but several others — "
-                     "set the churn value with --positive-label (or CHURNGUARD_POSITIVE_LABEL)")
+        raise refuse(others, f"has no value {positive!r} (the configured churn value) but several others",
+                     _CHURN_VALUE)
     if len(distinct_others) > 1:
         if known_negative is not None:
             unexpected = [v for v in others if not _same(v, known_negative)]
@@ -379,10 +398,8 @@ def leak_warnings(data: pd.DataFrame, types: dict[str, str], y: np.ndarray, sche
         if auc is not None and auc > LEAK_AUC:
             reasons.append(f"on its own it separates churners with ROC-AUC {auc:.3f} (above {LEAK_AUC})")
         if reasons:
-            notes.append({
-                "column": column,
-                "message": LEAK_PREFIX + " and ".join(reasons) + LEAK_SUFFIX,
-            })
+            warning = LEAK_PREFIX + " and ".join(reasons)
+            notes.append({"column": column, "message": warning + LEAK_SUFFIX, "chat": warning + _LEAK_CHAT})
     return notes
 
 
@@ -414,5 +431,6 @@ __all__ = [
     "column_auc",
     "drift_warnings",
     "leak_warnings",
+    "same_label",
     "validate",
 ]

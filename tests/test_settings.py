@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 import churnguard
@@ -81,3 +84,58 @@ def test_dotenv_file_in_the_working_directory_is_read(home):
     (home.parent / ".env").write_text("CHURNGUARD_POSITIVE_LABEL=Attrited Customer\n")
 
     assert Settings().positive_label == "Attrited Customer"
+
+
+@pytest.fixture
+def bare_environment(tmp_path, monkeypatch):
+    """No CHURNGUARD_* or TELEGRAM_* variable; the working directory is an empty folder."""
+    for name in list(os.environ):
+        if name.startswith(("CHURNGUARD_", "TELEGRAM_")):
+            monkeypatch.delenv(name, raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+def test_bare_names_in_the_environment_are_not_settings(bare_environment, tmp_path, monkeypatch):
+    # A login shell always has HOME; a PaaS often sets DATABASE_URL and LOG_LEVEL for other programs.
+    login_home = tmp_path / "login-home"
+    monkeypatch.setenv("HOME", str(login_home))
+    monkeypatch.setenv("DATABASE_URL", "mysql://someone-else/db")
+    monkeypatch.setenv("LOG_LEVEL", "LOUD")
+    monkeypatch.setenv("INBOX", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("ADMIN_IDS", "not-a-number")
+    monkeypatch.setenv("BOT_TOKEN", "123:abc")
+
+    settings = Settings()
+
+    assert settings.home == Path("var")
+    assert settings.database_url == "sqlite:///var/churnguard.db"
+    assert settings.inbox_dir == Path("var") / "inbox"
+    assert settings.log_level == "INFO"
+    assert settings.admin_ids == []
+    assert settings.telegram_bot_token is None
+    assert churnguard.main(["schema", "--json"]) == 0
+    assert (bare_environment / "var" / "churnguard.db").is_file()
+    assert not login_home.exists()
+
+
+def test_bare_names_in_a_dotenv_file_are_not_settings(bare_environment):
+    (bare_environment / ".env").write_text("HOME=/somewhere/else\nDATABASE_URL=mysql://x/y\nLOG_LEVEL=LOUD\n"
+                                           "RECALL_TARGET=7\nCHURNGUARD_SEED=5\n")
+
+    settings = Settings()
+
+    assert settings.home == Path("var")
+    assert settings.database_url == "sqlite:///var/churnguard.db"
+    assert settings.log_level == "INFO" and settings.recall_target == 0.90
+    assert settings.seed == 5  # its own names are still read from the file
+
+
+def test_code_may_still_pass_settings_by_field_name(bare_environment):
+    settings = Settings(home="/srv/churn", id_column="CLIENTNUM", _env_file=None)
+
+    assert settings.home == Path("/srv/churn")
+    assert settings.id_column == "CLIENTNUM" and settings.explicit("id_column")
+    assert settings.database_url == "sqlite:////srv/churn/churnguard.db"

@@ -17,7 +17,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.access import Role
-from bot.messages import TEXT_LIMIT, reply, truncate
+from bot.messages import TEXT_LIMIT, reply, truncate, without_server_paths
 from bot.services import Command, Services, services
 from jobs.retrain_job import RetrainBusy, RetrainWorker
 from jobs.runner import RunReport
@@ -68,7 +68,7 @@ class ProgressMessage:
         await self.show(f"{self.heading}\n… {line} ({elapsed:.0f} s)")
 
     async def show(self, text: str) -> None:
-        text = truncate(text, TEXT_LIMIT)
+        text = truncate(without_server_paths(text), TEXT_LIMIT)
         if text == self.last_text:
             return
         try:
@@ -138,7 +138,7 @@ async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
         return "refused: already running"
     await svc.offload(svc.after_change)
     if report.outcome == "failed":
-        error_text = report.run.error or report.summary
+        error_text = str(report.run.details.get("chat_error") or report.run.error or report.summary)
         await progress.show(f"The retrain failed: {error_text}\nThe champion model is unchanged; the admins "
                             "were alerted with the details.")
         return "failed"

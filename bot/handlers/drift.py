@@ -46,14 +46,15 @@ async def drift(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if chat is None:
         return
     text, chart = await svc.offload(drift_answer, svc.db)
+    # The summary first: it is the answer, the chart its illustration (and a reader sees the
+    # verdict while the picture is still uploading).
+    await reply(update, context, text, filename="drift-report.txt")
     if chart is None:
-        await reply(update, context, text, filename="drift-report.txt")
         return
     await show_activity(context, chat.id, ChatAction.UPLOAD_PHOTO)
     caption = truncate(text.split("\n", 1)[0] + " Reference (training) vs current distributions of the most "
                        "drifted features.", CAPTION_LIMIT)
     await context.bot.send_photo(chat.id, photo=io.BytesIO(chart), caption=caption, filename="drift.png")
-    await reply(update, context, text, filename="drift-report.txt")
 
 
 COMMANDS = (Command("drift", "the latest data drift report, with a chart", Role.VIEWER, drift),)

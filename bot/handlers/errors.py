@@ -17,9 +17,10 @@ from telegram.ext import ContextTypes
 
 from bot.access import Role
 from bot.guard import describe_update
-from bot.messages import reply, truncate
+from bot.messages import reply, truncate, without_server_paths
 from bot.services import services
 from storage.errors import UserError
+from storage.redact import redact, redact_error
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if isinstance(error, UserError):
         # Expected, explained problems (unknown version, bad file): the message is the answer.
         if isinstance(update, Update) and role >= Role.VIEWER:
-            text = str(error)
+            text = redact(error.for_chat())  # the chat's next step, not the command line's
             await _safe(reply(update, context, text[:1].upper() + text[1:]))
         return
     if isinstance(error, Forbidden):
@@ -59,9 +60,9 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             await _safe(update.callback_query.answer("Something went wrong", show_alert=False))
         await _safe(reply(update, context, GENERIC_TEXT))
 
-    text = truncate(
+    text = truncate(without_server_paths(
         f"⚠️ ChurnGuard error while handling {where} from user {user_id if user_id is not None else '-'}:\n"
-        f"{type(error).__name__}: {error}\nDetails are in the service log.",
+        f"{redact_error(error) if error is not None else 'unknown error'}\nDetails are in the service log."),
         ADMIN_TEXT_LIMIT,
     )
     for admin in sorted(svc.access.admins):

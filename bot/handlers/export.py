@@ -27,13 +27,12 @@ from pathlib import Path
 
 from telegram import Update
 from telegram.constants import ChatAction
-from telegram.ext import BaseHandler, CallbackQueryHandler, ContextTypes
+from telegram.ext import ContextTypes
 
 from bot.access import Role
-from bot.guard import guard
 from bot.handlers.scoring import NO_MODEL_TEXT, require_scorer
 from bot.messages import CAPTION_LIMIT, reply, show_activity, truncate
-from bot.services import Command, services
+from bot.services import Button, Command, Services, services
 from model.export import ExportResult, when, write_list
 from model.registry import NoChampion
 from model.scoring import Scorer
@@ -174,23 +173,28 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await send_list(update, context)
 
 
-async def export_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """The button under /top; it goes through /export's guard (viewer or admin, private chat)."""
+async def export_button(update: Update, context: ContextTypes.DEFAULT_TYPE, _payload: bool) -> str:
+    """The button under /top; it obeys /export's rules (viewer or admin, private chat) through
+    the guard every button goes through (bot/guard.py)."""
     query = update.callback_query
     if query is None:
-        return
+        return "ignored"
     await query.answer("Preparing the list of every flagged client…")
     await send_list(update, context)
+    return "sent"
 
 
-def callback_handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
-    command = COMMANDS[0]
-    guarded = guard(command.name, command.role, export_button, private_only=command.private_only)
-    return [CallbackQueryHandler(guarded, pattern=f"^{EXPORT_DATA}$")]
+def parse_export(_svc: Services, payload: str) -> bool | None:
+    """The button's data is exactly ``EXPORT_DATA``: nothing may follow it."""
+    return True if payload == "" else None
+
+
+BUTTONS = (Button("export", "all", EXPORT_DATA, parse_export, export_button),)
 
 
 COMMANDS = (
     Command("export", "every flagged client as CSV and Excel files, riskiest first", Role.VIEWER, export),
 )
 
-__all__ = ["BUTTON_TEXT", "COMMANDS", "EXPORT_DATA", "callback_handlers", "export", "fit_for_telegram", "prepare"]
+__all__ = ["BUTTONS", "BUTTON_TEXT", "COMMANDS", "EXPORT_DATA", "export", "export_button", "fit_for_telegram",
+           "parse_export", "prepare"]

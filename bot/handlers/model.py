@@ -24,7 +24,7 @@ from model import card
 from model.registry import VersionInfo
 from model.service import REPORT_FILE
 from storage.db import Database
-from storage.tables import Batch, ModelVersion
+from storage.tables import Batch, ChampionEvent, ModelVersion
 
 NO_CHAMPION_TEXT = "No champion model yet. An admin can train one with /retrain (or /promote a trained version)."
 METRIC_COLUMNS = (("recall", "recall"), ("precision", "precision"), ("pr_auc", "PR-AUC"), ("roc_auc", "ROC-AUC"),
@@ -73,6 +73,13 @@ def test_metrics_lines(report: dict[str, Any]) -> list[str]:
                           for key, label in METRIC_COLUMNS)
         lines.append(f"  {name}: {cells}")
     return lines
+
+
+def crowned(db: Database, version: str) -> ChampionEvent | None:
+    """The switch that made ``version`` the champion (the newest one naming it)."""
+    with db.read_session() as session:
+        query = select(ChampionEvent).where(ChampionEvent.version == version).order_by(col(ChampionEvent.id).desc())
+        return session.exec(query).first()
 
 
 def training_batches(db: Database, version: str) -> list[Batch]:
@@ -158,7 +165,10 @@ def model_answer(svc: Services) -> ModelAnswer:
     if info is None:
         return ModelAnswer(NO_CHAMPION_TEXT)
     report = read_report(info)
-    lines = [f"Champion model {info.version} (since {info.created_at:%Y-%m-%d %H:%M} UTC).",
+    event = crowned(svc.db, info.version)
+    since = f"champion since {event.at:%Y-%m-%d %H:%M} UTC" if event is not None else "champion"
+    was = f", replacing {event.previous_version}" if event is not None and event.previous_version else ""
+    lines = [f"Champion model {info.version} ({since}{was}; trained {info.created_at:%Y-%m-%d %H:%M} UTC).",
              f"A client is flagged for contact when the churn probability is ≥ {info.threshold:.1%}."]
     lines += summary_lines(report, info)
     lines += training_data_lines(info, report, training_batches(svc.db, info.version))

@@ -10,6 +10,7 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.access import Role
+from bot.first_upload import waiting_note
 from bot.messages import reply
 from bot.services import Command, services
 
@@ -24,7 +25,8 @@ def help_text(role: Role, commands: list[Command], notes: list[str] | None = Non
     lines = [INTRO, "", f"You are {who}. Your commands:"]
     lines += [command.help_line() for command in commands if command.role <= role]
     if role >= Role.ADMIN:
-        lines += ["", "Send a .csv or .csv.gz file to ingest a CRM export (same checks as `churnguard ingest`)."]
+        lines += ["", "Send a CRM export as a .csv or .csv.gz file to store it: it is checked first, and a file "
+                      "with problems stores nothing."]
     for note in notes or []:
         lines += ["", note]
     return "\n".join(lines)
@@ -34,7 +36,11 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     user = update.effective_user
     role = svc.access.role(user.id if user else None)
-    await reply(update, context, help_text(role, svc.commands, svc.notes))
+    notes = list(svc.notes)
+    if role >= Role.ADMIN:  # an empty store: how to send the first data (bot/first_upload.py)
+        waiting = await svc.offload(waiting_note, svc.db, svc.settings)
+        notes += [waiting] if waiting else []
+    await reply(update, context, help_text(role, svc.commands, notes))
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -48,16 +54,9 @@ async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await reply(update, context, "I answer commands, for example /score <client id>. /help lists them all.")
 
 
-async def expired_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A button whose data no handler knows (an old message, or a forged press): say so."""
-    query = update.callback_query
-    if query is not None:
-        await query.answer("This button is no longer valid; send the command again.")
-
-
 COMMANDS = (
     Command("start", "what this bot does", Role.VIEWER, start, private_only=False),
     Command("help", "the commands you can use", Role.VIEWER, start, private_only=False),
 )
 
-__all__ = ["COMMANDS", "INTRO", "expired_button", "help_text", "start", "unknown_command"]
+__all__ = ["COMMANDS", "INTRO", "help_text", "start", "unknown_command"]

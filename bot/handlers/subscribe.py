@@ -58,8 +58,8 @@ async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     user = update.effective_user
     added = await svc.offload(subscribe_chat, svc.db, chat.id, user.id if user else None)
     if added:
-        await reply(update, context, "Subscribed: alerts about drift, recall and failed jobs will come to this chat. "
-                                     "/unsubscribe stops them.")
+        await reply(update, context, "Subscribed: alerts about data drift, recall and retrained models will come to "
+                                     "this chat. /unsubscribe stops them.")
     else:
         await reply(update, context, "This chat is already subscribed to alerts. /unsubscribe stops them.")
 

@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatAction
 from telegram.error import BadRequest
-from telegram.ext import BaseHandler, CallbackQueryHandler, ContextTypes
+from telegram.ext import ContextTypes
 
 from bot.access import Role
 from bot.arguments import parse_count
 from bot.handlers.export import BUTTON_TEXT, EXPORT_DATA
 from bot.handlers.scoring import NO_MODEL_TEXT, require_scorer
 from bot.messages import reply, show_activity
-from bot.services import Command, Services, services
+from bot.services import Button, Command, Services, services
 from model.export import csv_safe
 from model.reasons import reason_text
 from model.registry import NoChampion
@@ -136,30 +136,43 @@ async def top(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await reply(update, context, page_text(results, n, 0), reply_markup=page_markup(len(results), n, 0))
 
 
-def _parse(data: str, prefix: str, parts: int) -> list[int] | None:
-    try:
-        values = [int(part) for part in data[len(prefix):].split(":")]
-    except ValueError:
+def _numbers(payload: str, parts: int) -> list[int] | None:
+    """``parts`` non-negative whole numbers separated by ":"; None for anything else."""
+    pieces = payload.split(":")
+    if len(pieces) != parts or not all(piece.isascii() and piece.isdigit() and len(piece) <= 6 for piece in pieces):
         return None
-    return values if len(values) == parts and all(v >= 0 for v in values) else None
+    return [int(piece) for piece in pieces]
 
 
-async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+def parse_page(svc: Services, payload: str) -> tuple[int, int] | None:
+    """``n:page`` of a paging button: a list length /top accepts and a page number."""
+    del svc
+    numbers = _numbers(payload, 2)
+    if numbers is None or not 1 <= numbers[0] <= MAX_N:
+        return None
+    return numbers[0], numbers[1]
+
+
+def parse_csv(svc: Services, payload: str) -> int | None:
+    """``n`` of the CSV button: a list length /top accepts."""
+    del svc
+    numbers = _numbers(payload, 1)
+    return numbers[0] if numbers is not None and 1 <= numbers[0] <= MAX_N else None
+
+
+async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE, wanted: tuple[int, int]) -> str:
+    """A paging button (guarded as /top): the same list, another page, in the same message."""
     svc = services(context)
     query = update.callback_query
-    if query is None or query.data is None:
-        return
-    parsed = _parse(query.data, PAGE_PREFIX, 2)
-    if parsed is None or not 1 <= parsed[0] <= MAX_N:
-        await query.answer("That button is not valid any more; send /top again.")
-        return
-    n, page = parsed
+    if query is None:
+        return "no query"
+    n, page = wanted
     try:
         results = await ranking(svc, n)
     except NoChampion:
         await query.answer()
         await reply(update, context, NO_MODEL_TEXT)
-        return
+        return "no model"
     page = min(page, page_count(len(results)) - 1)
     await query.answer()
     try:
@@ -167,41 +180,39 @@ async def turn_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     except BadRequest as error:
         if "not modified" not in str(error).lower():
             raise
+    return f"page {page + 1} of top {n}"
 
 
-async def send_csv(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def send_csv(update: Update, context: ContextTypes.DEFAULT_TYPE, n: int) -> str:
+    """The CSV button (guarded as /top): the ranked list as a file."""
     svc = services(context)
     query = update.callback_query
     chat = update.effective_chat
-    if query is None or query.data is None or chat is None:
-        return
-    parsed = _parse(query.data, CSV_PREFIX, 1)
-    if parsed is None or not 1 <= parsed[0] <= MAX_N:
-        await query.answer("That button is not valid any more; send /top again.")
-        return
+    if query is None or chat is None:
+        return "no chat"
     await query.answer("Preparing the CSV…")
     try:
-        results = await ranking(svc, parsed[0])
+        results = await ranking(svc, n)
     except NoChampion:
         await reply(update, context, NO_MODEL_TEXT)
-        return
+        return "no model"
     data = await svc.offload(ranking_csv, results)
     version = results[0].model_version if results else "none"
     await context.bot.send_document(
         chat.id, document=io.BytesIO(data), filename=f"churnguard-top-{len(results)}-{version}.csv",
         caption=f"The {len(results)} riskiest active clients (model {version}).",
     )
+    return f"sent csv of {len(results)} clients"
 
 
-def callback_handlers() -> list[BaseHandler[Update, ContextTypes.DEFAULT_TYPE, None]]:
-    return [
-        CallbackQueryHandler(turn_page, pattern=f"^{PAGE_PREFIX}"),
-        CallbackQueryHandler(send_csv, pattern=f"^{CSV_PREFIX}"),
-    ]
-
+STALE = "This button is not valid any more; send /top again."
+BUTTONS = (
+    Button("top", "page", PAGE_PREFIX, parse_page, turn_page, stale_text=STALE),
+    Button("top", "csv", CSV_PREFIX, parse_csv, send_csv, stale_text=STALE),
+)
 
 COMMANDS = (
     Command("top", f"the riskiest active clients (default {DEFAULT_N}), with a CSV", Role.VIEWER, top, usage="[n]"),
 )
 
-__all__ = ["COMMANDS", "callback_handlers", "csv_safe", "page_markup", "page_text", "ranking_csv", "top"]
+__all__ = ["BUTTONS", "COMMANDS", "csv_safe", "page_markup", "page_text", "parse_csv", "parse_page", "ranking_csv", "top"]

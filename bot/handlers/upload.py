@@ -1,4 +1,4 @@
-"""CSV upload (admin): a CRM export sent as a document is ingested like `churnguard ingest`.
+"""CSV upload (admin): a CRM export sent as a document is ingested like ``churnguard ingest``.
 
 The type and size are checked from the message metadata *before* anything is downloaded,
 so a 2 GB file sent by mistake costs nothing.  The file is stored only through the same
@@ -25,6 +25,7 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
+from bot.first_upload import upload_schema
 from bot.messages import reply, show_activity
 from bot.retry import retry_call
 from bot.services import Services, services
@@ -33,7 +34,6 @@ from jobs.runner import FOLLOW_UP_WAIT_SECONDS
 from storage.errors import IngestRejected, UserError
 from storage.ingest import ingest_file
 from storage.readers import Limits
-from storage.schema import schema_from_settings
 
 if TYPE_CHECKING:
     from churnguard import Settings
@@ -147,23 +147,26 @@ async def upload(update: Update, context: ContextTypes.DEFAULT_TYPE) -> str:
             # The server did not tell the size up front; the download is discarded unread.
             await reply(update, context, f"{check(size)}\n{NOTHING_STORED}")
             return "refused after download: too large"
-        schema, explicit = schema_from_settings(settings)
         try:
+            # The first file may name its columns in the caption (bot/first_upload.py).
+            schema, explicit = await svc.offload(upload_schema, svc.db, settings, message.caption, target, name,
+                                                 Limits.from_settings(settings))
             report = await svc.offload(
                 ingest_file, svc.db, target, schema=schema, explicit=explicit,
                 limits=Limits.from_settings(settings), source_name=name,
             )
         except IngestRejected as error:
-            await reply(update, context, f"{name} was rejected. {NOTHING_STORED}\n{error}", filename="rejected.txt")
+            await reply(update, context, f"{name} was rejected. {NOTHING_STORED}\n{error.for_chat()}",
+                        filename="rejected.txt")
             return f"rejected: {str(error)[:40]}"
         except UserError as error:
-            await reply(update, context, f"{name} was not ingested. {NOTHING_STORED}\n{error}")
+            await reply(update, context, f"{name} was not ingested. {NOTHING_STORED}\n{error.for_chat()}")
             return f"refused: {str(error)[:40]}"
     finally:
         with contextlib.suppress(OSError):
             target.unlink()
     await svc.offload(svc.after_change)
-    text = report.to_text()
+    text = report.to_text("chat")
     started = report.stored and svc.runner is not None
     if started:
         follow_ups = await svc.offload(arrival_follow_ups, svc.db, settings, [report.batch_id])

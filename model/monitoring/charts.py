@@ -21,6 +21,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from model.chart_labels import literal
 from model.monitoring.drift import DriftReport, FeatureDrift
 from model.monitoring.performance import EstimatedPerformance, RealisedPerformance
 from storage.errors import UserError
@@ -57,16 +58,21 @@ def _draw_bins(axes: Axes, row: FeatureDrift) -> None:
     axes.set_xticks(positions)
     rotated = len(row.bins) > 3
     axes.set_xticklabels(
-        [_short(b) for b in row.bins], rotation=45 if rotated else 0, ha="right" if rotated else "center", fontsize=7
+        [literal(_short(b)) for b in row.bins], rotation=45 if rotated else 0, ha="right" if rotated else "center", fontsize=7
     )
     axes.set_ylabel("share of rows", fontsize=8)
     status = row.status.replace("_", " ")
-    axes.set_title(f"{_short(row.feature, 28)} — PSI {row.psi:.2f} ({status})", fontsize=9)
+    axes.set_title(f"{literal(_short(row.feature, 28))} — PSI {row.psi:.2f} ({status})", fontsize=9)
     axes.tick_params(axis="y", labelsize=7)
 
 
 def drift_chart(report: DriftReport, *, top_k: int = 6, path: Path | str | None = None) -> bytes:
     """Reference vs current binned shares of the ``top_k`` most drifted features."""
+    return _png(drift_figure(report, top_k=top_k), path)
+
+
+def drift_figure(report: DriftReport, *, top_k: int = 6) -> Figure:
+    """The figure of :func:`drift_chart`, not yet drawn to PNG."""
     if top_k < 1:
         raise UserError(f"top_k must be at least 1 (got {top_k})")
     rows = report.top(top_k)
@@ -88,7 +94,7 @@ def drift_chart(report: DriftReport, *, top_k: int = 6, path: Path | str | None 
         fontsize=10,
     )
     figure.tight_layout()
-    return _png(figure, path)
+    return figure
 
 
 def score_chart(
@@ -213,7 +219,7 @@ def recall_chart(
     rotated = len(points) > 4
     axes.set_xticklabels(labels, rotation=30 if rotated else 0, ha="right" if rotated else "center", fontsize=8)
     axes.set_ylabel("recall")
-    axes.set_title(title)
+    axes.set_title(literal(title))
     axes.legend(fontsize=8, loc="lower left", bbox_to_anchor=(0, 0.06))
     figure.tight_layout()
     return _png(figure, path)

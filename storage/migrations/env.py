@@ -10,6 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import storage.campaign_tables  # registers the campaign tables on the metadata
 import storage.events.tables  # registers the event tables on the metadata
 import storage.tables  # noqa: F401
 

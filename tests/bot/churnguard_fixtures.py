@@ -69,7 +69,7 @@ def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     settings = make_settings(home)
     db = Database(settings.database_url).create_schema()
     try:
-        outcome = ensure_model(settings, db, say=lambda _line: None)
+        outcome = ensure_model(settings, db, say=lambda _line: None, sample=True)
     finally:
         db.dispose()  # checkpoints the WAL, so copying the .db file copies everything
     assert "champion" in outcome, outcome

@@ -125,4 +125,7 @@ def test_in_a_group_client_data_and_admin_tools_stay_private_but_alerts_can_be_s
     update = emulator.inject_document(ADMIN, "clients.csv", b"customerID,Churn\n1,Yes\n", chat_id=group)
     assert emulator.wait_for_replies(update)[0].text == PRIVATE_UPLOAD
     assert emulator.calls("getFile") == []
-    assert audit_entries(bot.db, actor=ADMIN) == []  # nothing ran, so there is no admin action to record
+    # nothing ran, and each refusal is on record (a request for client data in a group is worth knowing about)
+    rows = [(row.action, row.result) for row in audit_entries(bot.db, actor=ADMIN)]
+    assert rows == [("score", "refused: not a private chat"), ("users", "refused: not a private chat"),
+                    ("upload", "refused: not a private chat")]

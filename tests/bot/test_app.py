@@ -88,7 +88,7 @@ TOUR = {  # command -> how the first reply starts, for admin and viewer alike
     "/help": "ChurnGuard estimates which clients",
     "/score 7590-VHVEG": "Client 7590-VHVEG: churn risk ",
     "/top 3": "Top 3 riskiest active clients (model v1",
-    "/model": "Champion model v1 (since ",
+    "/model": "Champion model v1 (champion since ",
     "/drift": "No drift report exists yet.",
     "/alerts": "No alerts yet.",
     "/subscribe": "Subscribed: alerts",

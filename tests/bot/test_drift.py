@@ -36,7 +36,7 @@ def test_drift_shows_the_latest_report_with_its_chart(trained_home: Path, emulat
     assert view is not None
     bot = live_bot(settings)
 
-    chart, text = bot.send(VIEWER, "/drift", replies=2)
+    text, chart = bot.send(VIEWER, "/drift", replies=2)  # the summary first, its chart after
 
     assert chart.kind == "photo" and chart.photo is not None and chart.photo.startswith(b"\x89PNG")
     assert chart.caption is not None and chart.caption.startswith(f"Drift report #{view.report_id} of ")

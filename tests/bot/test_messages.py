@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.emulator import Emulator
-from bot.messages import TEXT_LIMIT, send_text, split_text, truncate
+from bot.messages import TEXT_LIMIT, send_text, split_text, truncate, without_server_paths
 from tests.bot.churnguard_fixtures import ADMIN, live_bot, make_settings  # noqa: F401
 
 
@@ -52,3 +52,21 @@ def test_long_text_arrives_as_messages_within_the_limit_or_as_a_file(
     assert messages[2].document_name == "huge.txt"
     assert messages[2].document is not None and messages[2].document.decode("utf-8") == huge
     assert "full text in the attached file" in (messages[2].caption or "")
+
+
+def test_a_server_path_in_a_library_text_is_cut_to_its_last_part_and_nothing_else_changes() -> None:
+    leaked = "OSError: [Errno 28] No space left: '/srv/churnguard/var/models/.staging-v3/model.txt'"
+
+    assert without_server_paths(leaked) == "OSError: [Errno 28] No space left: '…/model.txt'"
+    assert without_server_paths(r"cannot open C:\churnguard\var\inbox\a.csv") == "cannot open …/a.csv"
+    for kept in ("/score 7590-VHVEG", "/models, then /promote <version>", "ids like ACME/12/3",
+                 "https://api.telegram.org/bot/getMe", "PSI 0.41, KS/chi-square p<0.001", "v2/model.txt"):
+        assert without_server_paths(kept) == kept
+
+
+def test_a_reply_never_carries_a_server_path(home: Path, emulator: Emulator, live_bot) -> None:  # noqa: F811
+    bot = live_bot(make_settings(home, emulator))
+
+    bot.thread.run(send_text(bot.application.bot, ADMIN, f"could not write {home}/charts/alert-7.png"))
+
+    assert bot.bot_messages(ADMIN)[-1].text == "could not write …/alert-7.png"

@@ -28,7 +28,7 @@ def test_model_shows_the_champion_and_its_card_charts(trained_home: Path, emulat
     text = messages[0].text or ""
     photos = messages[1:]
 
-    assert text.startswith(f"Champion model {champion.version} (since ")
+    assert text.startswith(f"Champion model {champion.version} (champion since ")
     assert f"probability is ≥ {champion.threshold:.1%}" in text
     assert "Test: recall " in text and "PR-AUC" in text
     assert "Logistic regression: recall" in text and "Majority (prior): recall" in text

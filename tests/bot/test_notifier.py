@@ -24,12 +24,20 @@ def drift_alert(**changes: object) -> AlertMessage:
     return AlertMessage(**values)  # type: ignore[arg-type]
 
 
-def test_the_alert_text_carries_severity_kind_title_and_figures() -> None:
-    text = alert_text(drift_alert())
+def test_the_alert_text_carries_severity_kind_title_and_sentences_but_not_the_raw_figures() -> None:
+    nested = {"drifted_features": {"tenure": {"psi": 3.784, "p_value": 3.24e-150}}, "share_drifted": 0.2105}
 
-    assert text.splitlines()[0] == "⚠️ WARNING · drift: Data drift in batch #7"
-    assert "4 of 19 features drifted" in text
-    assert "share_drifted: 0.2105" in text and "psi_max: 0.41" in text
+    text = alert_text(drift_alert(figures=nested))
+
+    assert text == "⚠️ WARNING · drift: Data drift in batch #7\n4 of 19 features drifted (PSI above 0.25)."
+    assert "{" not in text and "share_drifted" not in text  # figures are for the chart and --json
+
+
+def test_an_alert_is_sent_in_its_chat_wording() -> None:
+    alert = drift_alert(kind="ingest_rejected", text="x.csv was not stored: ... (churnguard ingest FILE)",
+                        chat_text="x.csv was not stored: ... an admin must fix the file")
+
+    assert alert_text(alert).endswith("x.csv was not stored: ... an admin must fix the file")
 
 
 def test_a_blocked_subscriber_is_deactivated_and_everyone_else_still_gets_the_alert(

@@ -11,6 +11,8 @@ from bot.handlers.scoring import USAGE, client_from_why, why_data
 from bot.services import Services
 from model.service import open_scorer
 from storage.db import Database
+from storage.ingest import ingest_file
+from storage.schema import schema_from_settings
 from tests.bot.churnguard_fixtures import (  # noqa: F401
     ADMIN,
     VIEWER,
@@ -19,6 +21,7 @@ from tests.bot.churnguard_fixtures import (  # noqa: F401
     trained_home,
     trained_template,
 )
+from tests.conftest import DATA
 
 KNOWN, NEW_CLIENT = "7590-VHVEG", "4472-LVYGI"  # a one-month client; a client with tenure 0
 
@@ -70,4 +73,21 @@ def test_unknown_new_malformed_and_missing_ids_each_get_a_clear_answer(
     assert bot.ask(VIEWER, "/score \u200b") == ("Malformed client id: the id contains control or invisible "
                                              "characters (U+200B ZERO WIDTH SPACE)")
     assert bot.ask(VIEWER, "/score " + "9" * 201).startswith("Malformed client id: the id is 201 characters long")
-    assert bot.ask(VIEWER, "/score") == USAGE
+    # the example is an id of this store (the Telco sample's first client), not a made-up one
+    assert bot.ask(VIEWER, "/score") == f"{USAGE}, for example /score {KNOWN}."
+
+
+def test_the_usage_example_is_a_client_of_this_store(home: Path, emulator: Emulator, live_bot) -> None:  # noqa: F811
+    # given a store holding BankChurners, not the Telco sample
+    settings = make_settings(home, emulator, id_column="CLIENTNUM", label_column="Attrition_Flag",
+                             positive_label="Attrited Customer")
+    db = Database(settings.database_url).create_schema()
+    try:
+        schema, explicit = schema_from_settings(settings)
+        ingest_file(db, DATA / "BankChurners.csv", schema=schema, explicit=explicit)
+    finally:
+        db.dispose()
+    bot = live_bot(settings)
+
+    # then /score without an id shows one of its clients, not a Telco id
+    assert bot.ask(VIEWER, "/score") == f"{USAGE}, for example /score 768805383."

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.access import Role
+from bot.access import Role, audit_entries
 from bot.app import all_commands
 from bot.emulator import Emulator
+from bot.guard import UNKNOWN_BUTTON
 from bot.handlers.start import help_text
 from tests.bot.churnguard_fixtures import ADMIN, STRANGER, VIEWER, live_bot, make_settings  # noqa: F401
 
@@ -19,7 +20,7 @@ def test_help_lists_what_the_role_may_use() -> None:
     viewer = help_text(Role.VIEWER, all_commands(), notes=["Sandbox: you are an admin."])
 
     assert "You are an admin." in admin and "/retrain — train a new model now (admin)" in admin
-    assert "Send a .csv or .csv.gz file" in admin
+    assert "Send a CRM export as a .csv or .csv.gz file" in admin and "churnguard" not in admin
     assert "You are a viewer." in viewer and "/score <client id> — churn risk of one client" in viewer
     assert not any(f"/{name} " in viewer for name in ADMIN_ONLY)
     assert viewer.endswith("Sandbox: you are an admin.")
@@ -52,4 +53,9 @@ def test_an_unknown_or_forged_button_is_answered_not_left_spinning(home: Path, e
 
     press = emulator.inject_callback(VIEWER, message.message_id, "bogus:1", strict=False)
 
-    assert emulator.wait_for_answer(press).text == "This button is no longer valid; send the command again."
+    answer = emulator.wait_for_answer(press)
+    assert answer.text == UNKNOWN_BUTTON and answer.show_alert
+    assert bot.bot_messages(VIEWER) == [message]  # nothing was sent into the chat
+    bot.wait_audits(VIEWER, 1)
+    assert [(row.action, row.result) for row in audit_entries(bot.db, actor=VIEWER)] == [
+        ("button", "refused: unknown button")]

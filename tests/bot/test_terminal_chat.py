@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import queue
+import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +61,22 @@ async def slow(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await update.message.reply_text("done at last")
 
 
+STEPS = 25
+
+
+async def progress(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """What /retrain does: one message, edited as the work goes on, then the result."""
+    assert update.message is not None
+    message = await update.message.reply_text("Retraining…\n… starting")
+    for step in range(1, STEPS + 1):
+        await asyncio.sleep(0.02)
+        await message.edit_text(f"Retraining…\n… step {step}/{STEPS}")
+    await message.edit_text("Retrain finished: v2 is the champion now.")
+
+
 def handlers() -> list[Any]:
     return [CommandHandler("menu", menu), CommandHandler("chart", chart), CommandHandler("slow", slow),
+            CommandHandler("progress", progress),
             CallbackQueryHandler(pressed), MessageHandler(filters.Document.ALL, upper),
             MessageHandler(filters.TEXT & ~filters.COMMAND, echo)]
 
@@ -143,3 +160,111 @@ def test_ctrl_c_leaves_with_code_130(emulator: Emulator, tmp_path: Path) -> None
     code = run_terminal_chat(emulator, user_id=USER, stdin=_InterruptedInput(), stdout=out, files_dir=tmp_path)
     assert code == 130
     assert out.getvalue().rstrip().endswith("(bye)")
+
+
+# ------------------------------------------------------------------ background output and edits
+
+
+class Terminal(io.StringIO):
+    """What the chat prints to, as a terminal (it may move the cursor)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+class Keyboard:
+    """A person at a terminal: lines arrive when typed, not all at once."""
+
+    def __init__(self) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self) -> str:
+        return self.lines.get(timeout=30)
+
+
+def screen(raw: str) -> list[str]:
+    """The rows a terminal shows after ``raw``: text, CR, LF, and the three cursor controls the
+    chat uses (erase line, cursor up N rows to their start, clear below)."""
+    rows, row, col, i = [""], 0, 0, 0
+    while i < len(raw):
+        control = re.match(r"\x1b\[(\d*)([A-Za-z])", raw[i:])
+        if control:
+            count, command = int(control.group(1) or 1), control.group(2)
+            if command == "K":
+                rows[row] = ""
+            elif command == "F":
+                row, col = max(0, row - count), 0
+            elif command == "J":
+                rows[row] = rows[row][:col]
+                del rows[row + 1:]
+            else:
+                raise AssertionError(f"unexpected control {control.group(0)!r}")
+            i += len(control.group(0))
+            continue
+        char = raw[i]
+        if char == "\r":
+            col = 0
+        elif char == "\n":
+            row, col = row + 1, 0
+            if row == len(rows):
+                rows.append("")
+        else:
+            line = rows[row].ljust(col)
+            rows[row] = line[:col] + char + line[col + 1:]
+            col += 1
+        i += 1
+    return rows
+
+
+def test_in_a_transcript_a_message_edited_many_times_is_written_once_in_its_final_state(
+        emulator: Emulator, tmp_path: Path) -> None:
+    out = io.StringIO()
+    # when the bot edits one message 26 times in a piped session (a retrain's progress)
+    code = chat_with_bot(build_app(emulator, handlers()), emulator, user_id=USER, stdin=io.StringIO("/progress\nhi\n"),
+                         stdout=out, files_dir=tmp_path, **FAST)
+    text = out.getvalue()
+    # then the transcript holds the message and its final state once, in order, not 26 lines
+    assert code == 0
+    assert text.count("bot (edited): ") == 1, text
+    assert ("you> /progress\nbot: Retraining…\n     … starting\n"
+            "bot (edited): Retrain finished: v2 is the champion now.\nyou> hi\n") in text
+    assert "step 3/25" not in text
+
+
+def test_on_a_terminal_an_edited_message_is_updated_where_it_stands(emulator: Emulator, tmp_path: Path) -> None:
+    out = Terminal()
+    chat_with_bot(build_app(emulator, handlers()), emulator, user_id=USER, stdin=io.StringIO("/progress\nhi\n"),
+                  stdout=out, files_dir=tmp_path, **FAST)
+
+    shown = screen(out.getvalue())
+
+    # the screen shows one block for the message, in its final state, then the next exchange
+    at = shown.index("you> /progress")
+    assert shown[at + 1:at + 4] == ["bot (edited): Retrain finished: v2 is the champion now.", "you> hi",
+                                    "bot: echo: hi"], shown
+    assert out.getvalue().count("bot (edited): ") > 1  # it was redrawn as it changed, not appended
+
+
+def test_a_message_that_arrives_while_you_type_is_printed_above_the_prompt(
+        emulator: Emulator, start_bot: Any, tmp_path: Path) -> None:
+    thread = start_bot(build_app(emulator, handlers()))
+    keyboard, out = Keyboard(), Terminal()
+    chat = threading.Thread(target=run_terminal_chat, kwargs={
+        "emulator": emulator, "user_id": USER, "stdin": keyboard, "stdout": out, "files_dir": tmp_path, **FAST})
+    chat.start()
+    try:
+        emulator.wait_for(lambda: out.getvalue().endswith("you> "), timeout=10, what="the prompt")
+        # when an alert arrives while the prompt waits for the user
+        thread.run(thread.application.bot.send_message(USER, "⚠️ WARNING · drift: Data drift in batch #7"))
+        emulator.wait_for(lambda: "batch #7" in out.getvalue() and out.getvalue().endswith("you> "), timeout=10,
+                          what="the alert and the prompt again")
+    finally:
+        keyboard.lines.put("/quit\n")
+        chat.join(10)
+    shown = screen(out.getvalue())
+    # then it stands on its own line above a fresh prompt, not glued to the old one
+    assert shown[-2:] == ["bot: ⚠️ WARNING · drift: Data drift in batch #7", "you> "], shown
+    assert not any(line.startswith("you> bot") for line in shown), shown

@@ -12,6 +12,7 @@ import pytest
 from sqlmodel import select
 
 from churnguard import Settings
+from jobs.notifier import RecordingNotifier
 from jobs.reports import reports
 from jobs.retrain_job import (
     RetrainBusy,
@@ -144,6 +145,33 @@ def test_a_refused_challenger_keeps_the_champion_and_says_why(settings, db):
     assert run.outcome == "ok"
     assert run.summary == "v1 rejected; there is still no champion: test recall 0.80 is below the target 0.90"
     assert trainer.calls[0]["actor"] == "cli"
+
+
+def test_a_background_promotion_and_a_rejection_are_announced_to_subscribers_and_admins(settings, db):
+    # given a store with labelled data, and a retrain that a new labelled batch starts
+    labelled_file(settings, "jan.csv", "A,B,C")
+    notifier, trainer = RecordingNotifier(), FakeTrainer("champion")
+    runner = JobRunner(settings, db, notifier, services={"trainer": trainer})
+    runner.run_sync("ingest", follow=False)
+    # when it promotes its challenger
+    [promoted] = runner.run_sync("retrain", trigger="new_labels")
+    # then subscribers and admins are told what changed and why
+    assert promoted.run.details["result"]["promoted"]
+    [news] = notifier.sent
+    assert (news.kind, news.audience, news.severity) == ("retrain", "subscribers+admins", "info")
+    assert news.title == "New champion model v1"
+    assert news.text.startswith("v1 passed the acceptance gate and now gives every score.")
+    assert "because new labelled data arrived (no model trained yet)" in news.text
+    # when the next challenger, after new labels, is turned down by the gate
+    labelled_file(settings, "feb.csv", "D,E,F")
+    runner.run_sync("ingest", follow=False)
+    trainer.status = "rejected"
+    runner.run_sync("retrain", trigger="new_labels")
+    # then that is news too, with the gate's reasons, and the champion is named
+    rejected = notifier.sent[-1]
+    assert rejected.kind == "retrain" and rejected.title == "Retrained model v2 was not promoted; v1 stays the champion"
+    assert "v2 did not pass the acceptance gate, so v1 stays the champion." in rejected.text
+    assert rejected.text.endswith("\n- test recall 0.80 is below the target 0.90")
 
 
 def test_new_labels_trigger_a_retrain_only_once(settings, db):

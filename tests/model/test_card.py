@@ -38,3 +38,16 @@ def test_card_and_summary_render_from_stored_json_report():
     assert "recall" in summary and "ROI" in summary
     if not report["gate"]["passed"]:
         assert "Rejected because" in summary
+
+
+def test_the_summary_names_the_champion_it_was_compared_with_not_a_current_one():
+    # a version trained while v1 was champion, compared with it on the same test clients
+    report = json.loads(json.dumps(trained_telco().report))
+    report["metrics"]["test"]["champion"] = dict(report["metrics"]["test"]["logistic"], recall=0.91)
+    report["champion_compared"] = "v1"
+
+    summary = summary_text(report)
+
+    # once this version is champion itself, "current champion" would name the wrong model
+    assert "Current champion" not in summary
+    assert "  v1, the champion when this version was trained: recall 91.0 %" in summary

@@ -115,7 +115,7 @@ def test_the_migration_names_every_version_folder_relative_to_the_models_folder(
 
     assert stored == {"v1": "v1", "v2": "v2", "v3": "v3", "v4": "/srv/odd/folder-renamed-by-hand", "v5": "v5"}
     assert problems["v1"] is None and problems["v2"] is None  # both load from this home's models folder
-    assert problems["v3"] == f"artifact directory {(home / 'models' / 'v3').resolve()} is missing"
+    assert problems["v3"] == "the model folder v3 is missing"  # named within the home, never by a server path
     assert v4 == Path("/srv/odd/folder-renamed-by-hand")
     logged = caplog.text
     assert f"model v1: its folder is now found in the models folder of CHURNGUARD_HOME as v1 (the store named " \

@@ -335,3 +335,39 @@ def test_stale_staging_directories_are_swept(registry):
     register(registry)
     assert not stale.exists()
     assert fresh.exists()  # may belong to a training still running
+
+
+@pytest.mark.parametrize("damage", [corrupt_byte, delete_file, delete_dir, edit_manifest])
+def test_damage_is_described_without_the_servers_paths(registry, damage):
+    # given a damaged champion and an intact previous one
+    register(registry, weight=1)
+    register(registry, weight=2)
+    damage(registry.models_dir / "v2" / "model.json")
+    # then every description of the damage (served with each score, shown by /model) names the
+    # version folder and the file in it, never where the store lives on the server
+    serving = registry.serving()
+    described = [*serving.problems, registry.check("v2") or ""]
+    assert described[-1]
+    for text in described:
+        assert str(registry.models_dir.parent) not in text and "/" + "v2" not in text, text
+    assert serving.problems[0].startswith("champion v2: ") and "v2" in serving.problems[0][len("champion v2: "):]
+
+
+def test_advice_is_worded_for_the_shell_and_for_a_chat(registry):
+    # no model at all: the shell is told the command, a chat the bot's command
+    with pytest.raises(NoChampion) as empty:
+        registry.serving()
+    assert str(empty.value) == "no model yet: run churnguard train"
+    assert empty.value.for_chat() == "no model yet: an admin can train one with /retrain"
+    # only rejected versions
+    registry.register(writer({}), meta(), promote=False, rejected=True, actor="test")
+    with pytest.raises(NoChampion) as rejected:
+        registry.serving()
+    assert "churnguard promote VERSION" in str(rejected.value)
+    assert rejected.value.for_chat().endswith("an admin can list them with /models, then /promote <version> or /retrain")
+    # nothing to roll back to
+    registry.promote("v1", "test")
+    with pytest.raises(UserError) as stuck:
+        registry.rollback("test")
+    assert "churnguard promote VERSION" in str(stuck.value)
+    assert "/promote <version>" in stuck.value.for_chat() and "churnguard" not in stuck.value.for_chat()

@@ -78,7 +78,10 @@ def test_an_unknown_client_is_told_plainly(scorer):
     assert result.status == "unknown_client"
     assert result.probability is None and result.flagged is None and result.reasons == ()
     assert "No client with id '0000-NOPE'" in result.to_text()
-    assert result.to_dict()["message"] == result.message
+    assert result.to_dict()["message"] == result.to_text()
+    # the command line is told the command; a chat user who has no shell, who can act
+    assert result.to_text().endswith("or ingest the latest CRM export (churnguard ingest FILE).")
+    assert result.to_text("chat").endswith("an admin can send the latest CRM export (a .csv file) to this chat.")
 
 
 def test_a_client_without_history_gets_no_score(scorer, store):
