@@ -120,6 +120,8 @@ class Settings(BaseSettings):
         0.02, ge=0, lt=1, validation_alias=_env("CHURNGUARD_CHAMPION_TOLERANCE")
     )
     seed: int = Field(42, ge=0, validation_alias=_env("CHURNGUARD_SEED"))
+    # Labelled rows over at least this many as-of dates are validated out of time (model/validation.py).
+    out_of_time_min_dates: int = Field(3, ge=3, le=1000, validation_alias=_env("CHURNGUARD_OUT_OF_TIME_MIN_DATES"))
 
     # --- jobs (scheduled MLOps jobs, see jobs/) ----------------------------------------------
     # Cron expressions are standard 5-field crontab lines in UTC (0 or 7 = Sunday); "off"

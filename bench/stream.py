@@ -70,8 +70,8 @@ CLI = REPO / "churnguard.py"
 RESULTS = REPO / "bench" / "results"
 # Where a report.json may hold the recall the model promises for the next period, in order of
 # preference; the card's test recall is the fallback (what today's report has).
-PREDICTED_RECALL_KEYS = ("validation.predicted_recall", "validation.recall")
-ROC_AUC_KEYS = ("validation.roc_auc", "validation.out_of_time.roc_auc", "metrics.test.lightgbm.roc_auc")
+PREDICTED_RECALL_KEYS = ("validation.predicted_recall.estimate",)
+ROC_AUC_KEYS = ("validation.roc_auc", "metrics.test.lightgbm.roc_auc")
 CARD_RECALL_KEY = "metrics.test.lightgbm.recall"
 FLAGGED_EVERYONE = 0.8  # flagging this share of the clients or more makes any recall look good
 

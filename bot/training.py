@@ -179,6 +179,7 @@ def process_trainer(
     seed: int | None = None,
     promote: bool = True,
     cancel: threading.Event | None = None,
+    batch_window: list[int] | None = None,
 ) -> TrainResult:
     """``train_and_register`` with the same arguments: the training in a low-priority child
     process, the registration (and any promotion) here.
@@ -190,7 +191,8 @@ def process_trainer(
     """
     from model.service import open_registry, register_candidate
 
-    candidate: Candidate = run_in_worker(_train_in_child, db.url, settings, {"seed": seed}, progress=progress,
+    options = {"seed": seed, "batch_window": batch_window}
+    candidate: Candidate = run_in_worker(_train_in_child, db.url, settings, options, progress=progress,
                                          cancel=cancel, name="churnguard-trainer")
     if cancel is not None and cancel.is_set():
         raise JobCancelled("the service is stopping; the trained model was not registered")

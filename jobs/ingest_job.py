@@ -33,9 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from jobs.alerts import AlertDraft
-from jobs.data import batch_frame, get_batch, registry_of, schema_or_none, score_batch, serving_or_none
+from jobs.data import get_batch, monitored, scorable, score_rows, store_scores
 from jobs.runner import FollowUp, JobContext, JobResult
-from model.event_source import is_event_model
 from storage.errors import UserError
 from storage.ingest import IngestReport, ingest_file, ingest_frame
 from storage.readers import Limits
@@ -257,23 +256,27 @@ def _score_new(ctx: JobContext, batch_ids: list[int]) -> list[str]:
     """Score new batches with the champion now, before any of their labels is used."""
     if not batch_ids:
         return []
-    serving = serving_or_none(registry_of(ctx.services, ctx.db, ctx.settings))
-    schema = schema_or_none(ctx.db, ctx.settings)
-    if serving is None or schema is None:
+    inputs = monitored(ctx, nothing="new batches not scored", batch_ids=batch_ids)
+    if isinstance(inputs, str):
         return ["no champion yet, new batches not scored"]
-    if is_event_model(serving.model):
-        return [f"the champion {serving.version} scores event history, not client-table batches: not scored"]
+    serving = inputs.serving
     notes = []
-    for batch_id in batch_ids:
-        ctx.progress(f"scoring batch #{batch_id} with {serving.version}")
+    try:
+        arrived = inputs.source.arrivals(batch_ids)
+    except Exception as error:  # the batches are stored; the performance job measures them later
+        log.exception("could not read the new batches")
+        return [f"new batches not scored yet ({error})"]
+    for found in arrived:
+        ctx.progress(f"scoring {found.name} with {serving.version}")
         try:
-            scores = score_batch(ctx.db, ctx.settings, serving, batch_frame(ctx.db, schema, batch_id),
-                                 run_id=f"ingest-b{batch_id}")
+            rows = scorable(found, ctx.settings)
+            store_scores(ctx.db, rows, score_rows(serving, rows),
+                         run_id=f"ingest-b{found.batch_id}" if found.batch_id is not None else "ingest")
         except Exception as error:  # the batch is stored; the performance job scores it later
-            log.exception("could not score batch #%s", batch_id)
-            notes.append(f"batch #{batch_id} not scored yet ({error})")
+            log.exception("could not score %s", found.name)
+            notes.append(f"{found.name} not scored yet ({error})")
             continue
-        notes.append(f"batch #{batch_id} scored with {serving.version} ({len(scores)} clients)")
+        notes.append(f"{found.name} scored with {serving.version} ({len(rows)} clients)")
     return notes
 
 

@@ -35,12 +35,10 @@ from jobs.alerts import AlertDraft
 from jobs.data import registry_of
 from jobs.reports import RETRAIN, store_report
 from jobs.runner import JobCancelled, JobContext, JobResult, JobRunner, RunReport
-from model.event_source import event_batch_ids
-from model.service import training_source
-from storage.clients import load_frame
+from model.sources import EVENTS, SnapshotSource, SourceConfig, source_for_training
 from storage.db import Database
 from storage.errors import UserError
-from storage.tables import Batch, ClientRecord, ModelVersion, utcnow
+from storage.tables import ModelVersion, utcnow
 
 log = logging.getLogger("churnguard.jobs")
 AUTOMATIC = {"schedule": "schedule", "catch_up": "schedule", "new_labels": "new_labels", "drift": "drift",
@@ -61,11 +59,8 @@ def default_trainer(db: Database, settings: Any, **kwargs: Any) -> Any:
 
 
 def labelled_batch_ids(db: Database) -> list[int]:
-    with db.session() as session:
-        rows = session.exec(
-            select(Batch.id).where(Batch.kind == "clients", col(Batch.labelled).is_(True)).order_by(col(Batch.id))
-        ).all()
-    return [int(r) for r in rows if r is not None]
+    """The labelled client batches, oldest first."""
+    return SnapshotSource(db, SourceConfig()).learnable_batches()
 
 
 def newest_version(db: Database) -> ModelVersion | None:
@@ -73,56 +68,40 @@ def newest_version(db: Database) -> ModelVersion | None:
         return session.exec(select(ModelVersion).order_by(col(ModelVersion.id).desc())).first()
 
 
-def new_labels_since_last_training(db: Database, settings: Any = None) -> tuple[bool, str]:
-    """Whether labelled batches (or, for event training, event files: every new event can
-    settle an outcome) arrived that the newest model version was not trained on."""
-    events = settings is not None and training_source(db, settings) == "events"
-    labelled = event_batch_ids(db) if events else labelled_batch_ids(db)
-    if not labelled:
-        return False, "no event data stored" if events else "no labelled data stored"
+def new_labels_since_last_training(db: Database, settings: Any) -> tuple[bool, str]:
+    """Whether batches a model learns from arrived that the newest model version was not
+    trained on (labelled client batches, or any event file: every new event can settle an
+    outcome)."""
+    source = source_for_training(db, SourceConfig.from_settings(settings))
+    what = "event" if source.kind == EVENTS else "labelled"
+    learnable = source.learnable_batches()
+    if not learnable:
+        return False, f"no {what} data stored"
     newest = newest_version(db)
     if newest is None:
         return True, "no model trained yet"
     seen = {int(b) for b in newest.batch_ids}
-    fresh = [b for b in labelled if b not in seen and b > max(seen, default=0)]
+    fresh = [b for b in learnable if b not in seen and b > max(seen, default=0)]
     if not fresh:
-        return False, f"no {'event' if events else 'labelled'} batch arrived since {newest.version} was trained"
-    return True, (f"{'event' if events else 'labelled'} batch(es) {', '.join(f'#{b}' for b in fresh)} arrived "
-                  f"since {newest.version}")
+        return False, f"no {what} batch arrived since {newest.version} was trained"
+    return True, f"{what} batch(es) {', '.join(f'#{b}' for b in fresh)} arrived since {newest.version}"
 
 
-def window_batches(db: Database, window: int) -> list[int] | None:
+def window_batches(learnable: list[int], window: int) -> list[int] | None:
     """The labelled batches a challenger learns from: the newest ``window`` ones (0 = all)."""
     if window <= 0:
         return None
-    return labelled_batch_ids(db)[-window:]
-
-
-def window_frame(db: Database, settings: Any, batch_ids: list[int]) -> Any:
-    """Labelled clients of the window, one row per client (their newest labelled record)."""
-    from model.service import store_schema
-
-    schema = store_schema(db, settings)
-    if schema is None:
-        raise UserError("no data stored yet: nothing to train on")
-    frame = load_frame(db, schema, labelled_only=True)
-    with db.session() as session:
-        ids = session.exec(
-            select(ClientRecord.client_id).where(col(ClientRecord.batch_id).in_(batch_ids),
-                                                 col(ClientRecord.label).is_not(None))
-        ).all()
-    keep = frame[schema.id_column].astype(str).isin({str(i) for i in ids})
-    window = frame.loc[keep].reset_index(drop=True)
-    window.attrs["batch_ids"] = sorted(batch_ids)
-    return window
+    return learnable[-window:]
 
 
 def run(ctx: JobContext) -> JobResult:
     db, settings = ctx.db, ctx.settings
     trigger = ctx.trigger
     actor = str(ctx.params.get("actor") or ("system" if trigger != "manual" else "cli"))
-    events = training_source(db, settings) == "events"
-    if not events and not labelled_batch_ids(db):
+    source = source_for_training(db, SourceConfig.from_settings(settings))
+    events = source.kind == EVENTS
+    learnable = source.learnable_batches()
+    if not events and not learnable:
         return JobResult("no labelled data stored yet: ingest a CRM export with the label column first",
                          outcome="skipped")
     if trigger in AUTOMATIC:
@@ -143,14 +122,14 @@ def run(ctx: JobContext) -> JobResult:
     kwargs: dict[str, Any] = {"actor": actor, "progress": ctx.progress, "registry": registry}
     if "cancel" in _parameters(trainer):
         kwargs["cancel"] = ctx.cancel
-    window = None if events else window_batches(db, int(settings.retrain_window_batches))
+    window = None if events else window_batches(learnable, int(settings.retrain_window_batches))
     window_note = "the event history at every observation date" if events else "all labelled data"
     if window is not None:
         window_note = f"the newest {len(window)} labelled batch(es): {', '.join(f'#{b}' for b in window)}"
-        if "frame" in _parameters(trainer):
-            kwargs["frame"] = window_frame(db, settings, window)
+        if "batch_window" in _parameters(trainer):
+            kwargs["batch_window"] = window
         else:
-            window_note += " (not applied: this trainer takes no frame; trained on all labelled data)"
+            window_note += " (not applied: this trainer takes no window; trained on all labelled data)"
     ctx.progress(f"training a challenger on {window_note}")
     started = utcnow()
     result = trainer(db, settings, **kwargs)
@@ -320,6 +299,7 @@ __all__ = [
     "RunningRetrain",
     "Trainer",
     "default_trainer",
+    "labelled_batch_ids",
     "new_labels_since_last_training",
     "run",
     "window_batches",

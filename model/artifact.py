@@ -190,6 +190,12 @@ class ChurnModel:
         hashes = client_id_hashes(ids)
         return np.asarray((hashes == 0) | np.isin(hashes, self.training_ids_), dtype=bool)
 
+    def newest_training_date(self) -> pd.Timestamp | None:
+        """The newest as-of date the model trained on, when it recorded its training dates:
+        rows of later dates are new to it, whoever the client."""
+        dates = self.metadata_.get("training_dates") or []
+        return max(pd.Timestamp(d) for d in dates) if dates else None
+
     # ------------------------------------------------------------------ reference sample
     def set_reference(self, frame: pd.DataFrame, seed: int = 0) -> None:
         """Keep a sample (<= 5000 rows) of the training columns and their scores for drift checks."""

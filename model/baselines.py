@@ -16,7 +16,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -39,9 +38,13 @@ def logistic_baseline(numeric: list[int], categorical: list[int], seed: int = 0)
 
 def out_of_fold_proba(estimator: BaseEstimator | Pipeline, x: np.ndarray, y: np.ndarray,
                       folds: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """Churn probability of each row from a clone fitted on the other folds."""
-    scores = cross_val_predict(clone(estimator), x, y, cv=folds, method="predict_proba", n_jobs=1)
-    return np.asarray(scores[:, 1], dtype="float64")
+    """Churn probability of each held-out row from a clone fitted on that fold's other rows;
+    NaN for rows no fold holds out (out-of-time folds score only the validation dates)."""
+    scores = np.full(len(y), np.nan)
+    for fit_rows, held_out in folds:
+        fitted = fit_proba(estimator, x[fit_rows], y[fit_rows])
+        scores[held_out] = fitted.predict_proba(x[held_out])[:, 1]  # type: ignore[attr-defined]
+    return scores
 
 
 def fit_proba(estimator: BaseEstimator | Pipeline, x: np.ndarray, y: np.ndarray) -> ClassifierMixin:

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
+from model.backtest import backtest_text
 from model.business import offer_source_text
 from model.chart_labels import literal
 
@@ -32,6 +33,8 @@ CHARTS = {
     "confusion_matrix": "confusion_matrix.png",
     "importances": "importances.png",
 }
+# Drawn only when the validation was out of time (one point per as-of date).
+TIME_CHARTS = {"backtest": "backtest.png"}
 # "champion" is the champion when the version was trained, which it may since have replaced.
 MODEL_LABELS = {"lightgbm": "LightGBM", "logistic": "Logistic regression", "majority": "Majority (prior)",
                 "champion": "Champion at training time"}
@@ -51,6 +54,9 @@ def write_model_card(outcome: TrainingOutcome, directory: Path, *, title: str = 
         _save(_confusion_chart(outcome.report["metrics"]["test"]["lightgbm"]), directory / CHARTS["confusion_matrix"]),
         _save(_importance_chart(outcome.model.importances_), directory / CHARTS["importances"]),
     ]
+    if outcome.report.get("backtest"):
+        charts.append(_save(_backtest_chart(outcome.report["backtest"], outcome.report["threshold_rule"]["target"]),
+                            directory / TIME_CHARTS["backtest"]))
     card = directory / CARD_FILE
     _write_text(card, card_markdown(outcome.report, title=title))
     return [card, *charts]
@@ -142,6 +148,33 @@ def _confusion_chart(metrics: Mapping[str, Any]) -> Figure:
     return figure
 
 
+def _backtest_chart(rows: list[dict[str, Any]], target: float) -> Figure:
+    """Recall and share flagged per as-of date, the model against the logistic baseline."""
+    figure = Figure(figsize=(7, 4.5), dpi=100)
+    recall_axes, flagged_axes = figure.subplots(2, 1, sharex=True)
+    dates = [row["as_of"] for row in rows]
+    positions = np.arange(len(rows))
+    for name, style in (("lightgbm", "C0"), ("logistic", "C1")):
+        recall = [(row.get(name) or {}).get("recall") for row in rows]
+        flagged = [(row.get(name) or {}).get("flagged_share") for row in rows]
+        recall_axes.plot(positions, [np.nan if v is None else v for v in recall], marker="o", color=style,
+                         label=MODEL_LABELS[name])
+        flagged_axes.plot(positions, [np.nan if v is None else v for v in flagged], marker="o", color=style)
+    recall_axes.axhline(target, ls="--", color="grey", lw=1, label=f"target {target:.0%}")
+    test_start = next((i for i, row in enumerate(rows) if row["part"] == "test"), None)
+    for axes in (recall_axes, flagged_axes):
+        if test_start is not None:
+            axes.axvspan(test_start - 0.5, len(rows) - 0.5, color="C2", alpha=0.08)
+        axes.grid(alpha=0.3)
+    recall_axes.set(ylabel="Recall", ylim=(0, 1.02), title="Each date scored by models of earlier dates only "
+                    "(shaded: test)")
+    flagged_axes.set(ylabel="Share flagged", ylim=(0, 1.02))
+    flagged_axes.set_xticks(positions, dates, rotation=45, ha="right", fontsize=8)
+    recall_axes.legend(loc="lower left", fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
 def _importance_chart(importances: Mapping[str, float], top: int = 15) -> Figure:
     items = list(importances.items())[:top][::-1]
     figure = Figure(figsize=(6, max(2.5, 0.3 * len(items) + 1)), dpi=100)
@@ -198,6 +231,11 @@ def card_markdown(report: Mapping[str, Any], *, title: str = "ChurnGuard churn m
     tuning = report["tuning"]
     gate = report["gate"]
     split = report["split"]
+    signal = report.get("signal")
+    validation = report.get("validation") or {}
+    out_of_time = validation.get("kind") == "out_of_time"
+    tested_on = (f"the newest period, {', '.join(d[:10] for d in validation.get('test_dates', []))}, which no "
+                 "model of this run trained on" if out_of_time else "20 % of clients, never used before this evaluation")
     warnings = list(report.get("warnings") or [])  # model/data_checks.py; absent in older reports
     lines = [
         f"# {title}",
@@ -205,6 +243,7 @@ def card_markdown(report: Mapping[str, Any], *, title: str = "ChurnGuard churn m
         f"**Verdict:** {'ACCEPTED — may become champion' if gate['passed'] else 'REJECTED'}"
         + (f" — read the {len(warnings)} warning(s) below first" if warnings else ""),
         "",
+        *([f"**Signal:** {signal['message']}", ""] if signal else []),
     ]
     if warnings:
         lines += ["## Warnings", "", *[f"- ⚠️ {warning}" for warning in warnings], ""]
@@ -216,7 +255,7 @@ def card_markdown(report: Mapping[str, Any], *, title: str = "ChurnGuard churn m
         f"retention campaign. The threshold is set so that at least **{_pct(rule['target'])} of churners** "
         "are flagged on new clients, with at least 95 % confidence.",
         "",
-        "## Test results (20 % of clients, never used before this evaluation)",
+        f"## Test results: {tested_on}",
         "",
         "| model | recall | precision | flagged | PR-AUC | ROC-AUC | Brier | F1 | accuracy | threshold |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -246,6 +285,7 @@ def card_markdown(report: Mapping[str, Any], *, title: str = "ChurnGuard churn m
         f"- Per 1,000 clients: {roi['per_1000_clients']['flagged']} flagged, cost "
         f"{_money(roi['per_1000_clients']['cost'])}, benefit {_money(roi['per_1000_clients']['benefit'])}.",
         "",
+        *_validation_lines(validation, report.get("backtest") or []),
         "## Acceptance gate",
         "",
     ]
@@ -256,9 +296,10 @@ def card_markdown(report: Mapping[str, Any], *, title: str = "ChurnGuard churn m
         "",
         f"{rule['description']}.",
         "",
-        f"Out-of-fold on train + validation ({rule['n_positives_fit']} churners), guarding against the sampling "
-        f"noise of an evaluation set with {rule['n_positives_eval']} churners. Out-of-fold precision at this "
-        f"threshold: {_pct(rule['fit_precision'])}. Baselines use the same rule on their own out-of-fold scores.",
+        f"Scores of {rule.get('out_of_fold_on', 'train + validation')} ({rule['n_positives_fit']} churners), "
+        f"guarding against the sampling noise of an evaluation set with {rule['n_positives_eval']} churners. "
+        f"Precision at this threshold on those scores: {_pct(rule['fit_precision'])}. Baselines use the same rule "
+        "on their own scores.",
         "",
         "## Data",
         "",
@@ -271,7 +312,12 @@ def card_markdown(report: Mapping[str, Any], *, title: str = "ChurnGuard churn m
     imputed = {column: count for column, count in processing["imputed"].items() if count}
     lines += [
         "",
-        f"Split 70/10/20, stratified by the label, seed {split['seed']}.",
+        (f"Split by date: trained on {_dates(validation.get('train_dates'))}, validated on "
+         f"{_dates(validation.get('validation_dates'))}, tested on {_dates(validation.get('test_dates'))}; "
+         f"{validation.get('embargoed_rows', 0)} rows whose outcome was still open at the test date were left out."
+         if out_of_time else
+         f"Split 70/10/20, stratified by the label, seed {split['seed']}"
+         + ("; whole clients on one side." if split.get("grouped_by") else ".")),
         "",
         "## Processing",
         "",
@@ -309,6 +355,37 @@ def card_markdown(report: Mapping[str, Any], *, title: str = "ChurnGuard churn m
     return "\n".join(lines)
 
 
+def _dates(values: Any) -> str:
+    items = [str(v)[:10] for v in values or []]
+    if len(items) > 3:
+        return f"{items[0]} … {items[-1]} ({len(items)} dates)"
+    return ", ".join(items) or "n/a"
+
+
+def _validation_lines(validation: Mapping[str, Any], backtest: list[dict[str, Any]]) -> list[str]:
+    """How the model was validated and what the next period should show."""
+    if not validation:
+        return []
+    predicted = validation.get("predicted_recall") or {}
+    lines = ["## Validation", ""]
+    if validation.get("kind") == "out_of_time":
+        lines.append("**Out of time.** " + str(validation.get("reason", "")) + ". Each validation date was scored "
+                     "by a model fitted only on earlier dates whose outcomes were known by then, so these figures "
+                     "are what the next period should show.")
+    else:
+        lines.append("**Random split.** " + str(validation.get("reason", "")) + ".")
+    if predicted.get("estimate") is not None:
+        lines.append("")
+        lines.append(f"Predicted recall on the next period: **{_pct(predicted['estimate'])}** (95 % interval "
+                     f"{_pct(predicted.get('low'))}–{_pct(predicted.get('high'))}, from {predicted.get('churners')} "
+                     f"churners); ROC-AUC {_num(validation.get('roc_auc'))}, share flagged "
+                     f"{_pct(validation.get('flagged_share'))}.")
+    if backtest:
+        lines += ["", "Backtest, one row per as-of date (each scored by models that never saw it):", "",
+                  *backtest_text(backtest), "", f"![Backtest]({TIME_CHARTS['backtest']})"]
+    return [*lines, ""]
+
+
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -317,9 +394,12 @@ def summary_text(report: Mapping[str, Any]) -> str:
     """A few lines for ``churnguard report`` and the bot: verdict, threshold, test metrics, ROI, reasons."""
     test = report["metrics"]["test"]
     lgb_test, roi, gate = test["lightgbm"], report["roi"], report["gate"]
+    validation = report.get("validation") or {}
+    signal = report.get("signal")
     lines = [
         f"{'ACCEPTED' if gate['passed'] else 'REJECTED'} — threshold {_num(report['threshold'])} "
         f"(target recall {_pct(report['threshold_rule']['target'])})",
+        *([f"Signal: {signal['message']}"] if signal else []),
         f"Test: recall {_pct(lgb_test['recall'])}, precision {_pct(lgb_test['precision'])}, "
         f"flagged {_pct(lgb_test['flagged_share'])}, PR-AUC {_num(lgb_test['pr_auc'])}, "
         f"ROC-AUC {_num(lgb_test['roc_auc'])}",
@@ -331,6 +411,13 @@ def summary_text(report: Mapping[str, Any]) -> str:
                 label = f"{report['champion_compared']}, the champion when this version was trained"
             lines.append(f"  {label}: recall {_pct(test[name]['recall'])}, precision "
                          f"{_pct(test[name]['precision'])}, PR-AUC {_num(test[name]['pr_auc'])}")
+    predicted = validation.get("predicted_recall") or {}
+    if validation.get("kind") == "out_of_time":
+        lines.append(f"Validated out of time: tested on {_dates(validation.get('test_dates'))}; predicted recall "
+                     f"next period {_pct(predicted.get('estimate'))} ({_pct(predicted.get('low'))}–"
+                     f"{_pct(predicted.get('high'))}), ROC-AUC {_num(validation.get('roc_auc'))}")
+    elif validation:
+        lines.append(f"Validated on a random split ({validation.get('reason')})")
     lines.append(f"Campaign: {roi['flagged']} contacted, cost {_money(roi['cost'])}, benefit "
                  f"{_money(roi['benefit'])}, ROI {_num(roi['roi'], 2)}"
                  + (f"; offer success rate {_pct(roi['assumptions']['offer_success_rate'])}"
@@ -344,4 +431,4 @@ def summary_text(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["CARD_FILE", "CHARTS", "card_markdown", "summary_text", "write_model_card"]
+__all__ = ["CARD_FILE", "CHARTS", "TIME_CHARTS", "card_markdown", "summary_text", "write_model_card"]

@@ -32,6 +32,11 @@ class TrainConfig:
     # the binomial variance for model-to-model variation; see model/threshold.py.
     confidence_z: float = 1.645
     recall_dispersion: float = 2.0
+    # A label at as-of date d means "left within this many days after d": it is known at
+    # d + horizon, and out-of-time validation never trains on a label unknown at the date it tests.
+    churn_horizon_days: int = 30
+    # Labelled rows over at least this many as-of dates are validated out of time (model/validation.py).
+    out_of_time_min_dates: int = 3
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -51,6 +56,10 @@ class TrainConfig:
             ("confidence_z", _finite(self.confidence_z) and 0 <= self.confidence_z <= 5, "a number from 0 to 5"),
             ("recall_dispersion", _finite(self.recall_dispersion) and 1 <= self.recall_dispersion <= 10,
              "a factor from 1 to 10"),
+            ("churn_horizon_days", isinstance(self.churn_horizon_days, int) and 1 <= self.churn_horizon_days <= 3660,
+             "a whole number of days from 1 to 3660"),
+            ("out_of_time_min_dates", isinstance(self.out_of_time_min_dates, int) and self.out_of_time_min_dates >= 3,
+             "a whole number >= 3"),
         ]
         for name, ok, expected in checks:
             if not ok:

@@ -119,6 +119,12 @@ def scoring_date(db: Database, as_of: object = None) -> datetime:
     if as_of is None or (isinstance(as_of, str) and not as_of.strip()):
         end = stored_data_end(db)
         return now if end is None else min(now, end)
+    return parse_as_of(as_of, now=now)
+
+
+def parse_as_of(as_of: object, *, now: datetime | None = None) -> datetime:
+    """A user's ``--as-of`` date, refused when it cannot be read or lies in the future."""
+    now = now or datetime.now(UTC).replace(tzinfo=None)
     try:
         moment = from_epoch(to_epoch(as_of.strip() if isinstance(as_of, str) else as_of))  # type: ignore[arg-type]
     except (ValueError, TypeError, OverflowError):
@@ -236,6 +242,7 @@ __all__ = [
     "model_inputs",
     "model_record",
     "model_spec",
+    "parse_as_of",
     "scoring_date",
     "stored_data_end",
 ]

@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from model.artifact import ChurnModel
+from model.backtest import Scored, backtest_rows
 from model.baselines import fit_proba, logistic_baseline, majority_baseline, out_of_fold_proba
 from model.business import campaign_roi
 from model.calibration import CenteredIsotonicCalibrator
@@ -48,9 +49,12 @@ from model.config import TrainConfig
 from model.evaluation import classification_metrics
 from model.features import FeatureEncoder
 from model.gate import acceptance_gate
-from model.split import TEST_SHARE, VALIDATION_SHARE, cv_folds, split_rows
+from model.monitoring.performance import recall_interval
+from model.signal import assess_signal
+from model.split import TEST_SHARE, VALIDATION_SHARE
 from model.threshold import ThresholdChoice, choose_threshold, rule_description
 from model.tuning import fit_booster, out_of_fold_boosting, tune_lightgbm
+from model.validation import AS_OF, evaluation_positives, plan_validation
 from storage.errors import UserError
 from storage.schema import Schema
 
@@ -115,10 +119,12 @@ def train_lifecycle(
 ) -> TrainingOutcome:
     """Train, evaluate and gate a churn model on the labelled ``frame`` (see the module docstring).
 
-    ``group_column`` names the column whose rows belong together (the client of an event
-    frame with one row per client and observation date): the split and every cross-validation
-    fold then move whole clients, so test and out-of-fold scores are of clients never seen.
-    ``metadata`` is stored with the model (how its features are built, for scoring)."""
+    The frame holds one row per client and as-of date: the schema's id column, ``AS_OF``
+    (optional: without it the rows have one date), the features and the label.  A client
+    with rows at several dates is kept on one side of every random split (``group_column``,
+    default the id column); with enough dates the validation is out of time
+    (model/validation.py).  ``metadata`` is stored with the model (how its features are built,
+    for scoring)."""
     started = time.perf_counter()
 
     def say(message: str) -> None:
@@ -128,38 +134,49 @@ def train_lifecycle(
     say("preparing data")
     labels = check_training_data(frame, schema)
     frame = frame.reset_index(drop=True)
-    groups = _groups(frame, group_column)
-    split = split_rows(labels, config.seed, groups)
-    encoder = FeatureEncoder().fit(frame.iloc[split.train], schema)
+    as_of = frame[AS_OF] if AS_OF in frame.columns else None
+    if as_of is not None and not schema.ignores(AS_OF):
+        schema = schema.with_ignored(AS_OF)
+    groups = _groups(frame, group_column or (schema.id_column if schema.id_column in frame.columns else None))
+    if groups is not None and len(np.unique(groups)) == len(groups):
+        groups = None  # one row per client: nothing to keep together
+    plan = plan_validation(labels, seed=config.seed, n_folds=config.n_folds, as_of=as_of, groups=groups,
+                           horizon_days=config.churn_horizon_days, min_dates=config.out_of_time_min_dates)
+    say(f"validation: {plan.kind.replace('_', ' ')} ({plan.reason})")
+    encoder = FeatureEncoder().fit(frame.iloc[plan.train], schema)
     if not encoder.feature_names_:
         raise UserError("no usable feature columns: every column is the id, the label, ignored, empty or constant",
                         dropped=encoder.dropped_columns_)
     matrix = encoder.transform(frame)
     categorical, numeric = encoder.categorical_indices_, encoder.numeric_indices_
-    fit_rows, test_rows = split.fit, split.test
+    fit_rows, test_rows = plan.fit, plan.test
     x_fit, y_fit = matrix[fit_rows], labels[fit_rows]
     x_test, y_test = matrix[test_rows], labels[test_rows]
-    # The rule guards against the noise of an evaluation set the size of the test split; its
-    # churner count is derived from the fit rows so that no test label is read before step 7.
-    eval_positives = max(1, round(int(y_fit.sum()) * TEST_SHARE / (1.0 - TEST_SHARE)))
+    # The rule guards against the noise of one evaluation period (out of time: a date like the
+    # validation dates; random: a test split's worth of clients), counted without a test label.
+    eval_positives = evaluation_positives(plan, labels)
 
     tuning = tune_lightgbm(
-        matrix[split.train], labels[split.train], categorical=categorical, seed=config.seed,
+        matrix[plan.train], labels[plan.train], categorical=categorical, seed=config.seed,
         seconds=config.tuning_seconds, max_trials=config.max_trials, n_folds=config.n_folds, progress=say,
-        groups=None if groups is None else groups[split.train],
+        groups=None if groups is None else groups[plan.train],
     )
-    folds = cv_folds(y_fit, config.n_folds, config.seed, None if groups is None else groups[fit_rows])
+    folds = plan.folds
     oof_raw = out_of_fold_boosting(tuning.params, tuning.best_rounds, x_fit, y_fit, categorical, folds, progress=say)
+    scored = plan.scored
 
     say("threshold")
-    choice = choose_threshold(oof_raw, y_fit, target=config.recall_target, n_positives_eval=eval_positives,
-                              z=config.confidence_z, dispersion=config.recall_dispersion)
-    calibrator = CenteredIsotonicCalibrator().fit(oof_raw, y_fit)
+    choice = choose_threshold(oof_raw[scored], y_fit[scored], target=config.recall_target,
+                              n_positives_eval=eval_positives, z=config.confidence_z,
+                              dispersion=config.recall_dispersion)
+    calibrator = CenteredIsotonicCalibrator().fit(oof_raw[scored], y_fit[scored])
     threshold = calibrator.transform_one(choice.threshold)
-    oof_proba = calibrator.transform(oof_raw)
+    oof_proba = np.full(len(y_fit), np.nan)
+    oof_proba[scored] = calibrator.transform(oof_raw[scored])
 
     say("final model")
     booster = fit_booster(tuning.params, tuning.best_rounds, x_fit, y_fit, categorical)
+    fit_dates = sorted({pd.Timestamp(d).isoformat() for d in as_of.iloc[fit_rows]}) if as_of is not None else []
     metadata = {
         "trained_at": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
         "seed": config.seed,
@@ -170,10 +187,13 @@ def train_lifecycle(
         "lightgbm_version": lgb.__version__,
         "schema": schema.as_dict(),
         "training_rows": len(fit_rows),
+        "training_dates": fit_dates,
+        "validation_kind": plan.kind,
+        "horizon_days": config.churn_horizon_days,
         **(metadata or {}),
     }
     model = ChurnModel(booster, encoder, calibrator, threshold, metadata=metadata)
-    model.set_reference(frame.iloc[fit_rows], seed=config.seed)
+    model.set_reference(_reference_rows(frame.iloc[fit_rows], as_of), seed=config.seed)
     if schema.id_column in frame.columns:
         model.set_training_ids(frame[schema.id_column].iloc[fit_rows])
 
@@ -182,8 +202,9 @@ def train_lifecycle(
     for name, estimator in (("majority", majority_baseline()),
                             ("logistic", logistic_baseline(numeric, categorical, config.seed))):
         oof = out_of_fold_proba(estimator, x_fit, y_fit, folds)
-        own = choose_threshold(oof, y_fit, target=config.recall_target, n_positives_eval=eval_positives,
-                               z=config.confidence_z, dispersion=config.recall_dispersion)
+        own = choose_threshold(oof[scored], y_fit[scored], target=config.recall_target,
+                               n_positives_eval=eval_positives, z=config.confidence_z,
+                               dispersion=config.recall_dispersion)
         fitted = fit_proba(estimator, x_fit, y_fit)
         baselines[name] = (own, oof, np.asarray(fitted.predict_proba(x_test)[:, 1], dtype="float64"))  # type: ignore[attr-defined]
 
@@ -217,8 +238,24 @@ def train_lifecycle(
     roi = campaign_roi(true_positives=lgb_test["tp"], flagged=lgb_test["flagged"], rows=lgb_test["rows"],
                        contact_cost=config.contact_cost, retained_value=config.retained_value,
                        offer_success_rate=config.offer_success_rate)
+    where = "on the newest period, out of time" if plan.out_of_time else "on the test clients"
+    signal = assess_signal(lgb_test, roi=roi.get("roi"), recall_target=config.recall_target, where=where)
 
-    validation_mask = np.isin(fit_rows, split.validation)
+    logistic_own, logistic_oof, logistic_test = baselines["logistic"]
+    backtest = backtest_rows(
+        pd.concat([frame[AS_OF].iloc[fit_rows], frame[AS_OF].iloc[test_rows]]).to_numpy()
+        if as_of is not None else np.zeros(len(fit_rows) + len(test_rows), dtype="datetime64[ns]"),
+        np.concatenate([y_fit, y_test]),
+        {"validation": {"lightgbm": Scored(np.concatenate([oof_proba, np.full(len(y_test), np.nan)]), threshold),
+                        "logistic": Scored(np.concatenate([logistic_oof, np.full(len(y_test), np.nan)]),
+                                           logistic_own.threshold)},
+         "test": {"lightgbm": Scored(np.concatenate([np.full(len(y_fit), np.nan), test_scores["lightgbm"]]), threshold),
+                  "logistic": Scored(np.concatenate([np.full(len(y_fit), np.nan), logistic_test]),
+                                     logistic_own.threshold)}},
+    ) if plan.out_of_time else []
+    validated = classification_metrics(y_fit[scored], oof_proba[scored], threshold)
+    predicted = _predicted_recall(choice, validated)
+
     report: dict[str, Any] = {
         "threshold": threshold,
         "threshold_rule": {
@@ -228,25 +265,37 @@ def train_lifecycle(
             "scale": "calibrated probability (the rule runs on raw out-of-fold scores; the monotone calibration "
                      "maps the raw threshold to this value, flagging exactly the same clients)",
             "description": rule_description(choice),
-            "out_of_fold_on": "train + validation",
-            "folds": config.n_folds,
+            "out_of_fold_on": ("the validation dates, each scored by a model of the earlier dates"
+                               if plan.out_of_time else "train + validation"),
+            "folds": len(folds),
         },
+        "validation": {
+            **plan.describe(),
+            "predicted_recall": predicted,
+            "roc_auc": validated.get("roc_auc"),
+            "pr_auc": validated.get("pr_auc"),
+            "flagged_share": validated.get("flagged_share"),
+            "test_roc_auc": lgb_test.get("roc_auc"),
+        },
+        "backtest": backtest,
+        "signal": signal.as_dict(),
         "split": {
-            **split.sizes(labels),
-            "shares": {"train": 1 - TEST_SHARE - VALIDATION_SHARE, "validation": VALIDATION_SHARE,
-                       "test": TEST_SHARE},
+            **plan.sizes(labels),
+            "shares": ({"train": 1 - TEST_SHARE - VALIDATION_SHARE, "validation": VALIDATION_SHARE,
+                        "test": TEST_SHARE} if not plan.out_of_time else None),
             "seed": config.seed,
-            "stratified": True,
-            "grouped_by": group_column,
+            "stratified": not plan.out_of_time,
+            "kind": plan.kind,
+            "grouped_by": schema.id_column if groups is not None and not plan.out_of_time else None,
             "clients": None if groups is None else {
                 name: len(np.unique(groups[part]))
-                for name, part in (("train", split.train), ("validation", split.validation), ("test", split.test))},
+                for name, part in (("train", plan.train), ("validation", plan.validation), ("test", plan.test))},
+            "dates": plan.dates or None,
         },
         "metrics": {
             "test": test_metrics,
-            "validation": {"lightgbm": classification_metrics(y_fit[validation_mask], oof_proba[validation_mask],
-                                                              threshold)},
-            "oof": {"lightgbm": classification_metrics(y_fit, oof_proba, threshold)},
+            "validation": {"lightgbm": validated},
+            "oof": {"lightgbm": validated},
         },
         "baselines": {
             name: {
@@ -276,7 +325,8 @@ def train_lifecycle(
         },
         "tuning": tuning.summary(),
         "feature_importances": dict(list(model.importances_.items())[:15]),
-        "calibration": {"method": "centred isotonic regression on out-of-fold scores",
+        "calibration": {"method": "centred isotonic regression on "
+                                  + ("out-of-time" if plan.out_of_time else "out-of-fold") + " scores",
                         "knots": len(calibrator.x_)},
         "champion": comparison.as_dict() if comparison is not None else None,
         "gate": gate.as_dict(),
@@ -287,6 +337,25 @@ def train_lifecycle(
     say("done")
     return TrainingOutcome(model=model, report=_plain(report), test_frame=test_frame, test_labels=y_test,
                            test_scores=test_scores, thresholds=thresholds)
+
+
+def _reference_rows(fit_frame: pd.DataFrame, as_of: pd.Series | None) -> pd.DataFrame:
+    """The rows new data are compared with for drift: the newest training date's (what a period
+    looks like when it arrives), or every training row when the data have one date."""
+    if as_of is None or AS_OF not in fit_frame.columns:
+        return fit_frame
+    dates = pd.to_datetime(fit_frame[AS_OF])
+    return fit_frame.loc[dates == dates.max()]
+
+
+def _predicted_recall(choice: ThresholdChoice, validated: dict[str, Any]) -> dict[str, Any]:
+    """The recall the next period should show: the validation recall at the threshold, with the
+    rule's own bound as the promise."""
+    positives = int(validated.get("positives") or 0)
+    recall = validated.get("recall")
+    low, high = recall_interval(int(validated.get("tp") or 0), positives) if positives else (None, None)
+    return {"estimate": recall, "low": low, "high": high, "lower_bound": choice.lower_bound,
+            "churners": positives}
 
 
 def _groups(frame: pd.DataFrame, group_column: str | None) -> np.ndarray | None:
@@ -348,6 +417,11 @@ def compare_with_champion(champion: ChurnModel, test_frame: pd.DataFrame, labels
     except Exception as error:  # a champion from another schema/version must not abort training
         return ChampionComparison(f"the champion could not score the test rows ({type(error).__name__}: {error})")
     seen = champion.trained_on(test_frame[id_column]) if id_column in test_frame.columns else None
+    newest = champion.newest_training_date()
+    if seen is not None and newest is not None and AS_OF in test_frame.columns:
+        # A client the champion learnt from is new to it again at a date after its training period:
+        # that is exactly how it is used, month after month.
+        seen = seen & (pd.to_datetime(test_frame[AS_OF]).to_numpy() <= np.datetime64(newest))
     if seen is None:
         why = ("its training clients are unknown (an artifact from before they were recorded)"
                if getattr(champion, "training_ids_", None) is None else f"the test rows have no {id_column!r} column")

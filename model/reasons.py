@@ -125,6 +125,16 @@ def not_active_text(client_id: str, as_of: str) -> str:
     )
 
 
+def no_record_yet_text(client_id: str, as_of: str) -> str:
+    return f"Client {client_id} has no record dated {as_of} or earlier; its first record is later."
+
+
+def departed_text(client_id: str, when: str) -> str:
+    """``when``: "on 2024-04-12", or "within 30 days after 2024-03-31" when only a label says so."""
+    return (f"Client {client_id} has already left ({when}), so there is no one to contact: only active "
+            "clients are scored.")
+
+
 def malformed_id_text(problem: str) -> str:
     return f"malformed client id: {problem}"
 
@@ -136,12 +146,14 @@ def no_model_text() -> str:
 
 __all__ = [
     "ContributionLike",
+    "departed_text",
     "direction",
     "format_value",
     "insufficient_history_text",
     "malformed_id_text",
     "no_event_history_text",
     "no_model_text",
+    "no_record_yet_text",
     "not_active_text",
     "reason_dict",
     "reason_text",

@@ -33,46 +33,38 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, insert
-from sqlmodel import select
+from sqlalchemy import insert
 
-from model.advice import INGEST_CLIENTS, INGEST_LATEST
 from model.artifact import ChurnModel, Contribution
 from model.chart_labels import literal
-from model.event_source import (
-    GROUP_COLUMN,
-    MIN_TENURE_DAYS,
-    describe,
-    history_problem,
-    is_event_model,
-    model_inputs,
-    model_record,
-    model_spec,
-    scoring_date,
-)
 from model.reasons import (
-    insufficient_history_text,
     malformed_id_text,
-    no_event_history_text,
-    not_active_text,
     reason_dict,
     reason_text,
-    unknown_client_text,
 )
 from model.registry import NoChampion, Registry, Serving
 from model.rules import HistoryRule, risk_band, risk_bands
-from storage.clients import CLIENTS, get_latest, load_frame
+from model.sources import (
+    DEPARTED,
+    INSUFFICIENT_HISTORY,
+    NOT_ACTIVE,
+    SCORED,
+    UNKNOWN_CLIENT,
+    DataSource,
+    RowSet,
+    SnapshotSource,
+    SourceConfig,
+    source_for_model,
+)
 from storage.db import Database
 from storage.errors import Advice, Channel, UserError
-from storage.events.features import FeatureSpec, features_as_of, features_for_client, is_active
 from storage.ids import id_problem, visible
-from storage.schema import Schema, remembered_schema
-from storage.tables import Batch, Prediction, utcnow
+from storage.schema import Schema, remembered_schema, schema_of
+from storage.tables import Prediction, utcnow
 
 log = logging.getLogger(__name__)
 
-SCORED, INSUFFICIENT_HISTORY, UNKNOWN_CLIENT = "scored", "insufficient_history", "unknown_client"
-NOT_ACTIVE = "not_active"
+MAX_ID_LENGTH = 200
 MAX_TOP = 10_000
 CHUNK_ROWS = 50_000
 EXPORT_CHUNK_ROWS = 5_000  # rows explained and handed to the writer at a time (see Scorer.flagged_ranking)
@@ -164,6 +156,7 @@ class BatchRun:
     insufficient_history: int
     bands: dict[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    departed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -172,6 +165,7 @@ class BatchRun:
             "scored": self.scored,
             "flagged": self.flagged,
             "insufficient_history": self.insufficient_history,
+            "departed": self.departed,
             "risk_bands": self.bands,
             "warnings": list(self.warnings),
         }
@@ -184,6 +178,8 @@ class BatchRun:
         ]
         if self.insufficient_history:
             lines.append(f"{self.insufficient_history} client(s) skipped: too little history to score.")
+        if self.departed:
+            lines.append(f"{self.departed} client(s) skipped: they have already left.")
         lines += [f"Warning: {warning}" for warning in self.warnings]
         return "\n".join(lines)
 
@@ -212,15 +208,17 @@ class FlaggedList:
 class ActiveScores:
     """Every active client's probability, unranked, with the rows it came from: for callers
     that select clients before ranking them (a campaign's segment).  ``frame`` holds what
-    the client record says (event models: the raw facts as of ``as_of``); ``rows`` of it are
-    explained with ``Scorer.explain_active``."""
+    the data says about each client (event models: the raw facts as of ``as_of``), ``inputs``
+    what the model read; ``rows`` of them are explained with ``Scorer.explain_active``."""
 
     ids: np.ndarray
     frame: pd.DataFrame
+    inputs: pd.DataFrame
     probabilities: np.ndarray
     serving: Serving[ChurnModel]
-    spec: FeatureSpec | None = None
-    as_of: datetime | None = None
+    source: DataSource
+    as_of: datetime | None = None  # the date the rows describe (the newest record's, for client tables)
+    moment: datetime | None = None  # the scoring date asked for (None: each client's newest record)
 
     @property
     def threshold(self) -> float:
@@ -237,38 +235,50 @@ class Scorer:
         *,
         rule: HistoryRule | None,
         schema: Schema | None = None,
+        config: SourceConfig | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
         self.rule = rule
         self.schema = schema
+        self.config = replace(config or SourceConfig(), history_rule=rule)
+
+    def source(self, serving: Serving[ChurnModel] | None) -> DataSource:
+        """Where the serving model's rows come from (the client table before any model)."""
+        if self.schema is None:  # a long-running bot may have started before the first ingest
+            with self.db.read_session() as session:
+                stored = remembered_schema(session)
+            if stored is not None:
+                self.schema = schema_of(stored)
+        if serving is None:
+            return SnapshotSource(self.db, self.config, self.schema)
+        return source_for_model(self.db, self.config, serving.model, schema=self.schema)
 
     # ------------------------------------------------------------------ one client
     def score_client(self, client_id: object, *, top: int = 3, as_of: object = None) -> ScoreResult:
         """Score one stored client; ``top`` reasons (the bot asks for more to draw a chart).
-        ``as_of`` (a date) applies to models trained on event history only."""
+        ``as_of`` (a date) is the date the features describe (by default the source's newest)."""
         cid = clean_client_id(client_id)
-        serving = self._event_serving()
-        if serving is not None:
-            return self._score_event_client(cid, serving, as_of, top)
-        if as_of is not None:
-            raise UserError("--as-of needs a model trained on event history; the serving model uses the client "
-                            "table, which has no dates: score without --as-of", as_of=str(as_of))
-        with self.db.read_session() as session:  # never waits behind an ingest (SQLite WAL)
-            record = get_latest(session, cid)
-        if record is None:
-            return ScoreResult(cid, UNKNOWN_CLIENT, unknown_client_text(cid), advice=INGEST_LATEST)
-        data = dict(record.data or {})
-        if self.rule is not None and self.rule.matches(data):
-            return ScoreResult(cid, INSUFFICIENT_HISTORY, insufficient_history_text(cid, str(self.rule)),
-                               record_id=record.id)
-        serving = self.registry.serving()
-        return self._scored(cid, data, serving, top=top, record_id=record.id)
+        try:
+            serving: Serving[ChurnModel] | None = self.registry.serving()
+        except NoChampion:
+            serving = None  # "unknown client" and "too new" are answered before "no model yet"
+        source = self.source(serving)
+        found = source.lookup(cid, as_of=as_of)
+        when = None if found.as_of is None else f"{found.as_of:%Y-%m-%d %H:%M}"
+        if not found.scorable:
+            return ScoreResult(cid, found.status, found.message, record_id=found.record_id, as_of=when,
+                               advice=found.advice)
+        if serving is None:
+            serving = self.registry.serving()  # raises NoChampion with its message
+        assert found.inputs is not None
+        return self._scored(cid, found.inputs, serving, top=top, record_id=found.record_id, as_of=found.as_of,
+                            raw=found.raw, source=source)
 
     def _scored(
         self, cid: str, data: dict[str, Any], serving: Serving[ChurnModel], *, top: int,
-        record_id: int | None, probability: float | None = None, spec: FeatureSpec | None = None,
-        as_of: datetime | None = None, raw: dict[str, Any] | None = None,
+        record_id: int | None, probability: float | None = None, as_of: datetime | None = None,
+        raw: dict[str, Any] | None = None, source: DataSource | None = None,
         explained: Sequence[Contribution] | None = None,
     ) -> ScoreResult:
         model = serving.model
@@ -278,11 +288,13 @@ class Scorer:
             p, reasons = probability, list(explained)
         else:
             p, reasons = probability, model.explain_record(data, top=top)
-        if spec is not None:
-            shown = raw if raw is not None else data  # what the event data says, not the model's fill-in
-            reasons = [replace(item, value=shown.get(item.feature, item.value),
-                               description=describe(item.feature, shown.get(item.feature, item.value), spec))
-                       for item in reasons]
+        if source is not None and raw is not None:
+            described = []
+            for item in reasons:
+                shown = raw.get(item.feature, item.value)  # what the data says, not the model's fill-in
+                words = source.describe(item.feature, shown)
+                described.append(item if words is None else replace(item, value=shown, description=words))
+            reasons = described
         threshold = serving.threshold
         band = risk_band(p, threshold)
         flagged = p >= threshold
@@ -312,28 +324,26 @@ class Scorer:
         if not isinstance(n, int) or isinstance(n, bool) or n < 1 or n > MAX_TOP:
             raise UserError(f"the number of clients must be between 1 and {MAX_TOP}, got {n!r}", n=n)
         serving = self.registry.serving()
-        spec, moment = None, None
-        if is_event_model(serving.model):
-            spec, moment = model_spec(serving.model), scoring_date(self.db, as_of)
-            frame, ids = self._event_frame(spec, moment)
-        else:
-            self._refuse_as_of(as_of)
-            frame, ids, labels = self._latest_frame()
-            keep = ~self._no_history(frame) & (labels != 1)
-            frame, ids = frame.loc[keep].reset_index(drop=True), ids[keep]
-        if frame.empty:
-            return []
-        probabilities = _predict_chunks(serving.model, frame if spec is None else model_inputs(frame))
-        # Stable order: equal probabilities list by id, so the list does not shuffle between calls.
-        order = np.lexsort((ids.astype(str), -probabilities))[:n]
-        records = [_clean_record(record) for record in frame.iloc[order].to_dict("records")]
+        source = self.source(serving)
+        best: list[tuple[float, str, dict[str, Any], dict[str, Any], datetime | None]] = []
+        for chunk in source.scoring_rows(as_of=as_of):
+            if len(chunk) == 0:
+                continue
+            probabilities = _predict_chunks(serving.model, chunk.inputs)
+            # Stable order: equal probabilities list by id, so the list does not shuffle between calls.
+            order = np.lexsort((chunk.ids.astype(str), -probabilities))[:n]
+            inputs = chunk.inputs.iloc[order].to_dict("records")
+            raw = (chunk.raw if chunk.raw is not None else chunk.inputs).iloc[order].to_dict("records")
+            for position, i in enumerate(order):
+                when = None if pd.isna(chunk.as_of[i]) else pd.Timestamp(chunk.as_of[i]).to_pydatetime()
+                best.append((float(probabilities[i]), str(chunk.ids[i]), _clean_record(inputs[position]),
+                             _clean_record(raw[position]), when))
+            best.sort(key=lambda item: (-item[0], item[1]))
+            del best[n:]
         # Ids come from the store, which may predate the id rule: shown with escapes, never raw.
-        return [
-            self._scored(visible(str(ids[i])), record if spec is None else model_record(record), serving, top=reasons,
-                         record_id=None, probability=float(probabilities[i]), spec=spec, as_of=moment,
-                         raw=None if spec is None else record)
-            for i, record in zip(order, records, strict=True)
-        ]
+        return [self._scored(visible(cid), record, serving, top=reasons, record_id=None, probability=p, as_of=when,
+                             raw=shown, source=source)
+                for p, cid, record, shown, when in best]
 
     def flagged_ranking(self, *, as_of: object = None, reasons: int = 3,
                         chunk_rows: int = EXPORT_CHUNK_ROWS) -> FlaggedList:
@@ -341,46 +351,35 @@ class Scorer:
         riskiest first, with ``reasons`` reasons each: the whole contact list.
 
         Two passes, so that the list is written as it is made and never held whole: first
-        every active client's probability, in chunks (only the ids and probabilities are
-        kept); then, for each chunk of ``chunk_rows`` clients of the ranking, their reasons
+        every active client's probability (only the ids and probabilities are kept beside the
+        rows); then, for each chunk of ``chunk_rows`` clients of the ranking, their reasons
         from one vectorised call, yielded for the caller to write before the next chunk is
         explained.  Equal probabilities list by id, as in ``top``."""
         serving = self.registry.serving()
-        spec, moment = None, None
-        if is_event_model(serving.model):
-            spec, moment = model_spec(serving.model), scoring_date(self.db, as_of)
-            frame, ids = self._event_frame(spec, moment)
-            rows = np.arange(len(frame))
-        else:
-            self._refuse_as_of(as_of)
-            frame, all_ids, labels = self._latest_frame()
-            rows = np.flatnonzero(~self._no_history(frame) & (labels != 1))
-            ids = all_ids[rows]
-            moment = self._clients_as_of()
-        size = max(int(chunk_rows), 1)
+        source = self.source(serving)
+        sets = [rows for rows in source.scoring_rows(as_of=as_of) if len(rows)]
+        moment = source.scoring_date(as_of) or _newest(sets)
         model, threshold = serving.model, serving.threshold
-        parts = []
-        for start in range(0, len(rows), CHUNK_ROWS):
-            chunk = frame.iloc[rows[start:start + CHUNK_ROWS]]
-            parts.append(model.predict_proba_frame(chunk if spec is None else model_inputs(chunk)))
-        probabilities = np.concatenate(parts) if parts else np.empty(0)
+        inputs = pd.concat([rows.inputs for rows in sets], ignore_index=True) if sets else pd.DataFrame()
+        raw = (pd.concat([rows.raw if rows.raw is not None else rows.inputs for rows in sets], ignore_index=True)
+               if sets else pd.DataFrame())
+        ids = np.concatenate([rows.ids for rows in sets]) if sets else np.empty(0, dtype=object)
+        probabilities = _predict_chunks(model, inputs) if len(inputs) else np.empty(0)
         order = np.lexsort((ids.astype(str), -probabilities)) if len(ids) else np.empty(0, dtype=int)
         order = order[probabilities[order] >= threshold]
+        size = max(int(chunk_rows), 1)
 
         def explained() -> Iterator[list[ScoreResult]]:
             for start in range(0, len(order), size):
                 picked = order[start:start + size]
-                part = frame.iloc[rows[picked]]
-                raw = [_clean_record(record) for record in part.to_dict("records")]
-                inputs = part if spec is None else model_inputs(part)
-                records = raw if spec is None else [model_record(record) for record in raw]
-                why = model.explain_frame(inputs, records, top=reasons)
+                records = [_clean_record(record) for record in inputs.iloc[picked].to_dict("records")]
+                shown = [_clean_record(record) for record in raw.iloc[picked].to_dict("records")]
+                why = model.explain_frame(inputs.iloc[picked], records, top=reasons)
                 yield [
-                    self._scored(str(ids[i]), record, serving, top=reasons, record_id=None,
-                                 probability=float(probabilities[i]), spec=spec,
-                                 as_of=moment if spec is not None else None,
-                                 raw=None if spec is None else shown, explained=because)
-                    for i, record, shown, because in zip(picked, records, raw, why, strict=True)
+                    self._scored(visible(str(ids[i])), record, serving, top=reasons, record_id=None,
+                                 probability=float(probabilities[i]), as_of=source.scoring_date(as_of),
+                                 raw=values, source=source, explained=because)
+                    for i, record, values, because in zip(picked, records, shown, why, strict=True)
                 ]
 
         return FlaggedList(serving.version, serving.pointer, float(threshold), moment, len(ids), len(order),
@@ -390,57 +389,49 @@ class Scorer:
         """The probability of every active client (the population ``top`` ranks: scorable, not
         known to have left), unranked."""
         serving = self.registry.serving()
-        if is_event_model(serving.model):
-            spec, moment = model_spec(serving.model), scoring_date(self.db, as_of)
-            frame, ids = self._event_frame(spec, moment)
-            inputs = model_inputs(frame)
-        else:
-            self._refuse_as_of(as_of)
-            spec, moment = None, None
-            frame, ids, labels = self._latest_frame()
-            keep = ~self._no_history(frame) & (labels != 1)
-            frame, ids = frame.loc[keep].reset_index(drop=True), ids[keep]
-            inputs = frame
-        probabilities = _predict_chunks(serving.model, inputs) if len(frame) else np.empty(0)
-        return ActiveScores(ids, frame, probabilities, serving, spec, moment)
+        source = self.source(serving)
+        sets = [rows for rows in source.scoring_rows(as_of=as_of) if len(rows)]
+        inputs = pd.concat([rows.inputs for rows in sets], ignore_index=True) if sets else pd.DataFrame()
+        raw = (pd.concat([rows.raw if rows.raw is not None else rows.inputs for rows in sets], ignore_index=True)
+               if sets else pd.DataFrame())
+        ids = np.concatenate([rows.ids for rows in sets]) if sets else np.empty(0, dtype=object)
+        probabilities = _predict_chunks(serving.model, inputs) if len(inputs) else np.empty(0)
+        moment = source.scoring_date(as_of)
+        return ActiveScores(ids, raw, inputs, probabilities, serving, source, moment or _newest(sets), moment)
 
     def explain_active(self, scores: ActiveScores, rows: Sequence[int], *, reasons: int = 3) -> list[ScoreResult]:
         """``ScoreResult``s (with ``reasons`` reasons each) of the given rows of ``scores``, in that order."""
-        records = [_clean_record(record) for record in scores.frame.iloc[list(rows)].to_dict("records")]
-        spec = scores.spec
+        picked = list(rows)
+        records = [_clean_record(record) for record in scores.inputs.iloc[picked].to_dict("records")]
+        shown = [_clean_record(record) for record in scores.frame.iloc[picked].to_dict("records")]
         return [
-            self._scored(str(scores.ids[i]), record if spec is None else model_record(record), scores.serving,
-                         top=reasons, record_id=None, probability=float(scores.probabilities[i]), spec=spec,
-                         as_of=scores.as_of, raw=None if spec is None else record)
-            for i, record in zip(rows, records, strict=True)
+            self._scored(visible(str(scores.ids[i])), record, scores.serving, top=reasons, record_id=None,
+                         probability=float(scores.probabilities[i]), as_of=scores.moment, raw=values,
+                         source=scores.source)
+            for i, record, values in zip(picked, records, shown, strict=True)
         ]
 
     def score_all(self, *, run_id: str | None = None, chunk_rows: int = CHUNK_ROWS, as_of: object = None) -> BatchRun:
-        """Score every stored client (latest records; for an event model, the clients active
-        at the scoring date) and store the predictions in one transaction, so a run is either
-        complete or absent."""
+        """Score every active client (each client's row at the scoring date) and store the
+        predictions in one transaction, so a run is either complete or absent."""
         serving = self.registry.serving()
+        source = self.source(serving)
         run = run_id or f"{utcnow():%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-        if is_event_model(serving.model):
-            everyone, all_ids = self._event_frame(model_spec(serving.model), scoring_date(self.db, as_of),
-                                                  keep_new=True)
-            skip = self.event_no_history(everyone)
-            frame, ids = model_inputs(everyone.loc[~skip].reset_index(drop=True)), all_ids[~skip]
-        else:
-            self._refuse_as_of(as_of)
-            frame, ids, _labels = self._latest_frame()
-            skip = self._no_history(frame)
-            frame, ids = frame.loc[~skip].reset_index(drop=True), ids[~skip]
         threshold = serving.threshold
         scored_at = utcnow()
         counts = {"high": 0, "medium": 0, "low": 0}
-        flagged_total = 0
+        flagged_total = scored_total = skipped = departed = 0
         with self.db.session() as session:
-            for start, chunk in _chunks(frame, chunk_rows):
-                probabilities = serving.model.predict_proba_frame(chunk)
+            for chunk in source.scoring_rows(as_of=as_of, chunk_rows=chunk_rows):
+                skipped += chunk.skipped_no_history
+                departed += chunk.departed
+                if len(chunk) == 0:
+                    continue
+                probabilities = serving.model.predict_proba_frame(chunk.inputs)
                 bands = risk_bands(probabilities, threshold)
                 flagged = probabilities >= threshold
                 flagged_total += int(flagged.sum())
+                scored_total += len(chunk)
                 for name in counts:
                     counts[name] += int((bands == name).sum())
                 rows = [
@@ -448,99 +439,19 @@ class Scorer:
                         "client_id": str(cid), "model_version": serving.version, "probability": float(p),
                         "flagged": bool(f), "risk_band": str(b), "scored_at": scored_at, "run_id": run,
                     }
-                    for cid, p, f, b in zip(ids[start:start + len(chunk)], probabilities, flagged, bands,
-                                            strict=True)
+                    for cid, p, f, b in zip(chunk.ids, probabilities, flagged, bands, strict=True)
                 ]
-                if rows:
-                    session.execute(insert(Prediction), rows)
-        log.info("score-all run %s: %d clients with model %s", run, len(frame), serving.version)
-        return BatchRun(run, serving.version, len(frame), flagged_total, int(skip.sum()), counts, serving.problems)
+                session.execute(insert(Prediction), rows)
+        log.info("score-all run %s: %d clients with model %s", run, scored_total, serving.version)
+        return BatchRun(run, serving.version, scored_total, flagged_total, skipped, counts, serving.problems, departed)
 
-    # ------------------------------------------------------------------ event models
-    def _event_serving(self) -> Serving[ChurnModel] | None:
-        """The serving model when it is an event model; None otherwise or without a champion
-        (the client-table path then answers, including "unknown client" before any model)."""
-        try:
-            serving = self.registry.serving()
-        except NoChampion:
-            return None
-        return serving if is_event_model(serving.model) else None
 
-    def _score_event_client(self, cid: str, serving: Serving[ChurnModel], as_of: object, top: int) -> ScoreResult:
-        spec, moment = model_spec(serving.model), scoring_date(self.db, as_of)
-        when = f"{moment:%Y-%m-%d %H:%M}"
-        row = features_for_client(self.db, cid, moment, spec=spec)
-        if row is None:
-            return ScoreResult(cid, UNKNOWN_CLIENT, unknown_client_text(cid), as_of=when, advice=INGEST_LATEST)
-        if not is_active(self.db, cid, moment):
-            return ScoreResult(cid, NOT_ACTIVE, not_active_text(cid, when), as_of=when)
-        problem = history_problem(row)
-        if problem is not None:
-            return ScoreResult(cid, INSUFFICIENT_HISTORY, no_event_history_text(cid, problem, when), as_of=when)
-        data = {key: value for key, value in row.items() if key != GROUP_COLUMN}
-        return self._scored(cid, model_record(data), serving, top=top, record_id=None, spec=spec, as_of=moment,
-                            raw=data)
 
-    def _event_frame(self, spec: FeatureSpec, moment: datetime, *,
-                     keep_new: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
-        """Features of the clients active at ``moment`` (without those too new to judge,
-        unless ``keep_new``), with their ids apart."""
-        frame = features_as_of(self.db, moment, spec=spec)
-        if not keep_new:
-            frame = frame.loc[~self.event_no_history(frame)]
-        ids = frame[GROUP_COLUMN].astype(str).to_numpy()
-        return frame.drop(columns=[GROUP_COLUMN]).reset_index(drop=True), ids
-
-    @staticmethod
-    def event_no_history(frame: pd.DataFrame) -> np.ndarray:
-        """Rows of an event feature frame too new to judge (no tenure, or under a day)."""
-        if "tenure_days" not in frame.columns:
-            return np.ones(len(frame), dtype=bool)
-        tenure = pd.to_numeric(frame["tenure_days"], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        return np.asarray(np.isnan(tenure) | (tenure < MIN_TENURE_DAYS), dtype=bool)
-
-    @staticmethod
-    def _refuse_as_of(as_of: object) -> None:
-        if as_of is not None:
-            raise UserError("--as-of needs a model trained on event history; the serving model uses the client "
-                            "table, which has no dates", as_of=str(as_of))
-
-    # ------------------------------------------------------------------ helpers
-    def _latest_frame(self) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-        """Latest records as features, with their ids and labels (NaN when unlabelled) apart."""
-        schema = self._schema()
-        frame = load_frame(self.db, schema, labelled_only=False, latest_only=True)
-        id_column, label_column = schema.id_column, schema.label_column
-        ids = frame[id_column].astype(str).to_numpy() if id_column in frame.columns else np.array([], dtype=str)
-        if label_column in frame.columns:
-            labels = pd.to_numeric(frame[label_column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        else:
-            labels = np.full(len(frame), np.nan)
-        features = frame.drop(columns=[c for c in (id_column, label_column) if c in frame.columns])
-        return features.reset_index(drop=True), ids, labels
-
-    def _clients_as_of(self) -> datetime | None:
-        """When the newest client-table batch arrived: the date a list from that table describes."""
-        with self.db.read_session() as session:
-            newest = session.exec(select(func.max(Batch.received_at)).where(Batch.kind == CLIENTS)).one()
-        return newest if isinstance(newest, datetime) else None
-
-    def _schema(self) -> Schema:
-        """The given schema, else the one the store remembers (a long-running bot may have been
-        started before the first ingest)."""
-        if self.schema is None:
-            with self.db.read_session() as session:
-                stored = remembered_schema(session)
-            if stored is None:
-                raise UserError("no clients stored yet", advice=INGEST_CLIENTS)
-            self.schema = Schema(stored.id_column, stored.label_column, stored.positive_label,
-                                 tuple(stored.ignore_columns))
-        return self.schema
-
-    def _no_history(self, frame: pd.DataFrame) -> np.ndarray:
-        if self.rule is None:
-            return np.zeros(len(frame), dtype=bool)
-        return self.rule.mask(frame)
+def _newest(sets: Sequence[RowSet]) -> datetime | None:
+    """The newest as-of date of some rows: the date a list of each client's newest record describes."""
+    dates = [rows.as_of[~np.isnat(rows.as_of)] for rows in sets]
+    present = np.concatenate(dates) if dates else np.empty(0, dtype="datetime64[ns]")
+    return pd.Timestamp(present.max()).to_pydatetime() if len(present) else None
 
 
 def _predict_chunks(model: ChurnModel, frame: pd.DataFrame, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
@@ -613,6 +524,7 @@ def contribution_figure(result: ScoreResult, *, title: str | None = None) -> Any
 
 
 __all__ = [
+    "DEPARTED",
     "INSUFFICIENT_HISTORY",
     "NOT_ACTIVE",
     "SCORED",

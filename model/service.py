@@ -20,30 +20,25 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
-from sqlmodel import select
 
-from model.advice import INGEST_EVENT_CLIENTS, INGEST_LABELLED
 from model.artifact import ChurnModel
 from model.campaigns.evidence import use_measured_offer
 from model.card import CARD_FILE
 from model.config import TrainConfig
-from model.data_checks import LeakExclusion, exclude_leaks, flagged_leaks, review
-from model.event_source import EVENT_SCHEMA, GROUP_COLUMN, SOURCES, event_training, has_event_clients, is_event_model
+from model.data_checks import review
 from model.registry import NewVersion, NoChampion, Registry, VersionInfo
-from model.rules import parse_history_rule
 from model.scoring import Scorer
-from storage.clients import load_frame
+from model.sources import EVENTS, SourceConfig, model_source_kind, source_for_training, source_kind
 from storage.db import Database
 from storage.errors import UserError
-from storage.events.features import DEFAULT_MAX_EVENT_TYPES
 from storage.schema import Schema, remembered_schema, resolve_schema, schema_from_settings
-from storage.tables import AuditLog, ClientRecord
+from storage.tables import AuditLog
 
 if TYPE_CHECKING:
     from model.lifecycle import TrainingOutcome  # imported lazily at run time: optuna is slow to import
@@ -96,12 +91,9 @@ def open_scorer(db: Database, settings: ServiceSettings, registry: Registry[Chur
 
     Raises ``UserError`` naming CHURNGUARD_NO_HISTORY_RULE when the rule cannot be parsed.
     """
-    return Scorer(
-        db,
-        registry or open_registry(db, settings),
-        rule=parse_history_rule(settings.no_history_rule),
-        schema=store_schema(db, settings),
-    )
+    config = SourceConfig.from_settings(settings)
+    return Scorer(db, registry or open_registry(db, settings), rule=config.history_rule,
+                  schema=store_schema(db, settings), config=config)
 
 
 @dataclass(frozen=True)
@@ -124,6 +116,9 @@ class TrainResult:
             "metrics": report.get("metrics"),
             "baselines": report.get("baselines"),
             "roi": report.get("roi"),
+            "validation": report.get("validation"),
+            "backtest": report.get("backtest"),
+            "signal": report.get("signal"),
             "reasons": self.reasons,
             "gate": report.get("gate"),
             "processing": report.get("processing"),
@@ -180,8 +175,9 @@ def train_candidate(
     registry: Registry[ChurnModel] | None = None,
     config: TrainConfig | None = None,
     frame: pd.DataFrame | None = None,
+    batch_window: Sequence[int] | None = None,
 ) -> Candidate:
-    """Train on the stored labelled clients and run the acceptance gate; write nothing.
+    """Train on the stored labelled rows and run the acceptance gate; write nothing.
 
     The champion is read (the gate compares with it) but never changed.  Arguments as in
     :func:`train_and_register`."""
@@ -194,41 +190,27 @@ def train_candidate(
         config = TrainConfig.from_settings(settings, seed=seed)
     elif seed is not None:
         config = replace(config, seed=seed)
-    group_column: str | None = None
-    metadata: dict[str, Any] = {}
-    leaks: LeakExclusion | None = None
-    max_event_types = int(getattr(settings, "max_event_types", DEFAULT_MAX_EVENT_TYPES))
-    if frame is None and training_source(db, settings) == "events":
-        say("building event features at each observation date")
-        events = event_training(db, horizon_days=int(getattr(settings, "churn_horizon_days", 30)),
-                                every=str(getattr(settings, "observation_every", "month")),
-                                windows=tuple(getattr(settings, "feature_windows", (7, 30, 90))),
-                                max_event_types=max_event_types)
-        frame, schema, group_column, metadata = events.frame, EVENT_SCHEMA, GROUP_COLUMN, events.metadata
+    source_config = SourceConfig.from_settings(settings)
+    source = source_for_training(db, source_config)
+    leaks = None
+    if frame is None:
+        data = source.training_data(progress=say, batch_window=batch_window)
+        frame, schema, metadata, leaks = data.frame, data.schema, dict(data.metadata), data.leaks
+        frame.attrs.setdefault("batch_ids", data.batch_ids)
     else:
-        stored = store_schema(db, settings)
-        if stored is None:
-            raise UserError("no data stored yet", advice=INGEST_LABELLED)
-        schema = stored
-        if frame is None:
-            say("loading the labelled clients")
-            frame = load_frame(db, schema, labelled_only=True)
+        schema, metadata = source.schema, {"source": source.kind}
         if frame.empty:
-            raise UserError("no labelled clients stored: ingest a CRM export that has the label column "
-                            f"{schema.label_column!r}", label_column=schema.label_column)
-        frame, leaks = exclude_leaks(frame, flagged_leaks(db), ignored=schema.ignore_columns,
-                                     keep=tuple(getattr(settings, "keep_leaking_columns", ()) or ()))
-        if leaks.excluded:
-            say(f"left out {len(leaks.excluded)} column(s) flagged as leaking the label")
+            raise UserError("no labelled clients in the training window", label_column=schema.label_column)
     champion = _current_champion(registry)
-    if champion is not None and is_event_model(champion.model) != (group_column is not None):
-        say("the champion uses other features (event history vs client table): no comparison")
+    if champion is not None and model_source_kind(champion.model) != source.kind:
+        say("the champion learnt from other data (event history vs client table): no comparison")
         champion = None
     outcome = train_lifecycle(frame, schema=schema, config=config,
                               champion=champion.model if champion is not None else None, progress=progress,
-                              group_column=group_column, metadata=metadata)
+                              metadata=metadata)
     # Before the card is drawn from it: what the data may be hiding (model/data_checks.py).
-    review(outcome.report, leaks=leaks, spec=metadata.get("feature_spec"), max_event_types=max_event_types)
+    review(outcome.report, leaks=leaks, spec=metadata.get("feature_spec"),
+           max_event_types=source_config.max_event_types)
     use_measured_offer(db, config, outcome.report)  # issue 13.5: a campaign's measured offer success rate
     return Candidate(
         outcome=replace(outcome, test_frame=outcome.test_frame.iloc[0:0]),
@@ -303,36 +285,25 @@ def train_and_register(
     registry: Registry[ChurnModel] | None = None,
     config: TrainConfig | None = None,
     frame: pd.DataFrame | None = None,
+    batch_window: Sequence[int] | None = None,
 ) -> TrainResult:
-    """Train on the stored labelled clients, gate, register; the champion switches only when
+    """Train on the stored labelled rows, gate, register; the champion switches only when
     the gate passes (and ``promote`` is true: False keeps a passing model as a candidate).
 
     ``config`` replaces the training values taken from ``settings`` (tests, benchmarks);
-    ``seed`` overrides the seed of either.  ``frame`` replaces the stored labelled clients
-    (the retrain job's window of recent batches; ``frame.attrs["batch_ids"]`` names them).
+    ``seed`` overrides the seed of either.  ``batch_window`` keeps the rows of those batches only
+    (the retrain job's window of recent batches); ``frame`` replaces the stored rows altogether
+    (tests, benchmarks; ``frame.attrs["batch_ids"]`` names the batches).
     :func:`train_candidate` then :func:`register_candidate`, in this process."""
     registry = registry or open_registry(db, settings)
     candidate = train_candidate(db, settings, seed=seed, progress=progress, registry=registry, config=config,
-                                frame=frame)
+                                frame=frame, batch_window=batch_window)
     return register_candidate(db, candidate, registry=registry, actor=actor, promote=promote, progress=progress)
 
 
 def training_source(db: Database, settings: object) -> str:
-    """"clients" or "events": the setting, or for "auto" the flat client table when labelled
-    clients are stored, else the event history when event clients are stored."""
-    source = str(getattr(settings, "training_source", "auto"))
-    if source not in SOURCES:
-        raise UserError(f"unknown training source {source!r}; use one of {', '.join(SOURCES)}", source=source)
-    if source != "auto":
-        if source == "events" and not has_event_clients(db):
-            raise UserError("CHURNGUARD_TRAINING_SOURCE is events but no event clients are stored: ingest a "
-                            "clients table first", advice=INGEST_EVENT_CLIENTS)
-        return source
-    with db.session() as session:
-        flat = session.exec(select(ClientRecord.id).where(ClientRecord.label.is_not(None)).limit(1)).first()  # type: ignore[union-attr]
-    if flat is None and has_event_clients(db):
-        return "events"
-    return "clients"
+    """"clients" or "events": what a model trained now would learn from (``CHURNGUARD_TRAINING_SOURCE``)."""
+    return "events" if source_kind(db, SourceConfig.from_settings(settings)) == EVENTS else "clients"
 
 
 def _current_champion(registry: Registry[ChurnModel]) -> Any:
@@ -344,7 +315,8 @@ def _current_champion(registry: Registry[ChurnModel]) -> Any:
 
 def _stored_metrics(report: dict[str, Any]) -> dict[str, Any]:
     """The parts of the report that ``churnguard models`` and the jobs read from the database."""
-    keep = ("metrics", "baselines", "roi", "split", "gate", "threshold", "champion", "champion_compared")
+    keep = ("metrics", "baselines", "roi", "split", "gate", "threshold", "champion", "champion_compared", "validation",
+            "signal")
     return {key: report[key] for key in keep if key in report}
 
 

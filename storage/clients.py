@@ -24,6 +24,7 @@ from storage.schema import Schema
 from storage.tables import Batch, ClientRecord
 
 CLIENTS = "clients"  # Batch.kind of CRM client batches (see storage.ingest)
+AS_OF_COLUMN = "as_of"  # the date column of frames that carry each row's as-of date (storage.snapshots.AS_OF)
 _IN_CHUNK = 5_000  # ids per IN (...) list: SQLite caps bound parameters per statement
 
 
@@ -155,6 +156,49 @@ def load_frame(db: Database, schema: Schema, *, labelled_only: bool, latest_only
     return _frame_from_rows(rows, schema, types, "int64" if labelled_only else "Int64")
 
 
+def _current_query(until: datetime | None) -> Any:
+    """Each client's current record: the flagged latest one, or the newest dated at or before
+    ``until`` (ties to the newest record)."""
+    table = ClientRecord.__table__  # type: ignore[attr-defined]
+    query = sa_select(table.c.id, table.c.client_id, table.c.batch_id, table.c.label, table.c.data, table.c.as_of)
+    if until is None:
+        return table, query.where(table.c.is_latest.is_(True))
+    other = table.alias("newer")
+    newer = exists().where(
+        other.c.client_id == table.c.client_id, other.c.as_of <= until,
+        or_(other.c.as_of > table.c.as_of, and_(other.c.as_of == table.c.as_of, other.c.id > table.c.id)),
+    )
+    return table, query.where(table.c.as_of <= until, ~newer)
+
+
+def current_record(session: Session, client_id: str, until: datetime | None = None) -> ClientRecord | None:
+    """One client's record as of ``until`` (default: its latest), or None."""
+    if until is None:
+        return get_latest(session, client_id)
+    query = (select(ClientRecord).where(col(ClientRecord.client_id) == str(client_id),
+                                        col(ClientRecord.as_of) <= until)
+             .order_by(col(ClientRecord.as_of).desc(), col(ClientRecord.id).desc()).limit(1))
+    return session.exec(query).first()
+
+
+def current_frame(db: Database, schema: Schema, *, until: datetime | None = None) -> pd.DataFrame:
+    """Every client's current record (see ``_current_query``) as a frame typed like
+    ``load_frame``'s, with the record's as-of date in ``AS_OF_COLUMN`` and a nullable label."""
+    table, query = _current_query(until)
+    with db.read_session() as session:
+        rows = session.connection().execute(query.order_by(table.c.id)).all()
+    types = column_types(db, {int(row.batch_id) for row in rows}) if rows else column_types(db)
+    present: set[str] = set()
+    for row in rows:
+        present.update(row.data or {})
+    if present - set(types):
+        types.update((name, kind) for name, kind in column_types(db).items() if name in present and name not in types)
+    types.pop(AS_OF_COLUMN, None)
+    frame = _frame_from_rows(rows, schema, types, "Int64")
+    frame.insert(1, AS_OF_COLUMN, pd.to_datetime(pd.Series([row.as_of for row in rows], dtype=object)))
+    return frame
+
+
 def labelled_history(
     db: Database, *, since: datetime | None = None, client_ids: Iterable[str] | None = None
 ) -> pd.DataFrame:
@@ -205,10 +249,13 @@ def client_counts(db: Database) -> dict[str, int]:
 
 
 __all__ = [
+    "AS_OF_COLUMN",
     "CATEGORICAL",
     "NUMERIC",
     "client_counts",
     "column_types",
+    "current_frame",
+    "current_record",
     "get_latest",
     "labelled_history",
     "latest_records",

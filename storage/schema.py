@@ -30,6 +30,15 @@ class Schema:
     ignore_columns: tuple[str, ...] = field(default_factory=tuple)
     as_of_column: str = ""  # "" = rows are dated by ``ingest --as-of`` or the ingest time
 
+    def ignores(self, column: str) -> bool:
+        return column in self.ignore_columns
+
+    def with_ignored(self, *columns: str) -> Schema:
+        """The same schema with more columns kept out of the features (e.g. a frame's date column)."""
+        extra = tuple(c for c in columns if c not in self.ignore_columns)
+        return Schema(self.id_column, self.label_column, self.positive_label, self.ignore_columns + extra,
+                      self.as_of_column)
+
     def as_dict(self) -> dict[str, object]:
         return {
             "id_column": self.id_column,
@@ -45,6 +54,12 @@ _FLAGS = {"id_column": "--id-column", "label_column": "--label-column", "positiv
 
 def remembered_schema(session: Session) -> DatasetSchema | None:
     return session.exec(select(DatasetSchema).order_by(DatasetSchema.id)).first()  # type: ignore[arg-type]
+
+
+def schema_of(stored: DatasetSchema) -> Schema:
+    """The remembered schema as the code uses it."""
+    return Schema(stored.id_column, stored.label_column, stored.positive_label, tuple(stored.ignore_columns),
+                  stored.as_of_column or "")
 
 
 def resolve_schema(session: Session, requested: Schema, explicit: Collection[str]) -> Schema:

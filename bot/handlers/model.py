@@ -107,20 +107,34 @@ def training_data_lines(info: VersionInfo, report: dict[str, Any], batches: list
         more = f" and {len(batches) - 5} more" if len(batches) > 5 else ""
         line += f" from batch(es) {shown}{more}"
     lines = [f"{line}; seed {info.seed}, {info.training_seconds:.0f} s of training."]
+    found = report.get("validation")
+    validation: dict[str, Any] = found if isinstance(found, dict) else {}
     if isinstance(split, dict):
         parts = [f"{name} {split[name]['rows']} ({split[name].get('positives', '?')} churners)"
                  for name in ("train", "validation", "test")
                  if isinstance(split.get(name), dict) and "rows" in split[name]]
-        if parts:
+        if parts and validation.get("kind") == "out_of_time":
+            tested = ", ".join(str(d)[:10] for d in validation.get("test_dates") or [])
+            lines.append(f"Validated out of time: tested on the newest period ({tested}), the threshold set on "
+                         "later months scored by models of earlier months. Rows: " + ", ".join(parts) + ".")
+        elif parts:
             how = "by client: no client on two sides" if isinstance(clients, dict) and clients else "stratified"
             lines.append(f"Split ({how}): " + ", ".join(parts) + ".")
+    expected = validation.get("predicted_recall")
+    predicted: dict[str, Any] = expected if isinstance(expected, dict) else {}
+    if predicted and predicted.get("estimate") is not None and predicted.get("low") is not None:
+        lines.append(f"Expected recall next period: {predicted['estimate']:.0%} "
+                     f"({predicted['low']:.0%}–{predicted['high']:.0%}).")
+    signal = report.get("signal")
+    if isinstance(signal, dict) and signal.get("message"):
+        lines.append(str(signal["message"])[0].upper() + str(signal["message"])[1:])
     return lines
 
 
 def card_charts(directory: Path) -> list[tuple[Path, str]]:
     """The model card's charts in the card's order, each with a caption."""
     found = []
-    for key, name in card.CHARTS.items():
+    for key, name in {**card.CHARTS, **card.TIME_CHARTS}.items():
         path = directory / name
         if path.is_file():
             found.append((path, CHART_TITLES.get(key, key.replace("_", " ").capitalize())))

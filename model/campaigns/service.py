@@ -48,6 +48,7 @@ from model.campaigns.stats import power_plan
 from model.reasons import reason_text
 from model.rules import risk_bands
 from model.scoring import Scorer
+from model.sources import EVENTS as EVENT_ROWS
 from storage.campaign_tables import Campaign
 from storage.campaigns import (
     NewMember,
@@ -190,7 +191,7 @@ def select_candidates(scorer: Scorer, options: CampaignOptions, *, reasons: int 
                   tuple(reason_text(item) for item in result.reasons))
         for i, band, result in zip(order, bands, explained, strict=True)
     ]
-    source = EVENTS if scores.spec is not None else CLIENTS
+    source = EVENTS if scores.source.kind == EVENT_ROWS else CLIENTS
     moment = scores.as_of if scores.as_of is not None else utcnow().replace(microsecond=0)
     return Selection(candidates, scores.serving.version, scores.threshold, moment, source, len(probabilities),
                      int(flagged.sum()), int(chosen.sum()), None if segment is None else segment.text,

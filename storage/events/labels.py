@@ -98,6 +98,22 @@ def churned_keys(connection: Connection, start: int, stop: int) -> set[int]:
     return {int(k) for (k,) in connection.execute(union(explicit, derived))}
 
 
+def left_on(db: Database, client_id: str, before: datetime | date | str) -> datetime | None:
+    """When a client who is not active at ``before`` left: its churn date, else the end of its
+    last subscription before that date; None for a client who never started."""
+    d = to_epoch(before)
+    with db.engine.connect() as connection:
+        row = connection.execute(select(CLIENTS.c.id, CLIENTS.c.churn_ts)
+                                 .where(CLIENTS.c.client_id == str(client_id))).first()
+        if row is None:
+            return None
+        if row.churn_ts is not None and int(row.churn_ts) <= d:
+            return from_epoch(int(row.churn_ts))
+        end = connection.execute(select(func.max(SUBSCRIPTIONS.c.end_ts)).where(
+            SUBSCRIPTIONS.c.client_key == row.id, SUBSCRIPTIONS.c.end_ts <= d)).scalar()
+    return None if end is None else from_epoch(int(end))
+
+
 def _check_known(connection: Connection, d: int, horizon_days: int, known_until: int | None) -> None:
     end = _span(connection)[1] if known_until is None else known_until
     if end is not None and d + horizon_days * DAY > end:
@@ -237,6 +253,7 @@ __all__ = [
     "churned_keys",
     "data_end",
     "labels_as_of",
+    "left_on",
     "observation_dates",
     "training_frame",
 ]

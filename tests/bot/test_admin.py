@@ -20,7 +20,7 @@ from tests.bot.churnguard_fixtures import (  # noqa: F401
 )
 
 USERS = list(range(5001, 5021))
-CLIENTS = ["7590-VHVEG", "5575-GNVDE", "3668-QPYBK", "7795-CFOCW", "9237-HQITU"]
+CLIENTS = ["7590-VHVEG", "5575-GNVDE", "7795-CFOCW", "1452-KIOVK", "6388-TABGU"]  # active (not churned) clients
 RETRAIN_TIMEOUT = 300.0
 
 

@@ -7,13 +7,14 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 
 from bot.access import audit_entries
 from bot.emulator import ChatMessage, Emulator
 from bot.handlers.upload import check_document, upload_limit
-from jobs.data import stored_batch_scores
 from jobs.reports import latest_report
 from jobs.runs import RunView, recent_runs
+from storage.tables import Prediction
 from tests.bot.churnguard_fixtures import (  # noqa: F401
     ADMIN,
     VIEWER,
@@ -158,10 +159,11 @@ def test_an_uploaded_batch_is_scored_and_checked_like_an_inbox_file(
         ("arrival", "upload"), ("drift", "new_batch"), ("performance", "new_batch"), ("retrain", "new_labels")]
     assert [r.details["params"].get("batch_ids") for r in runs[:3]] == [[2], [2], [2]]
     assert [r.outcome for r in runs[:3]] == ["ok", "ok", "ok"], [r.details["summary"] for r in runs]
-    # and the champion scored the batch on arrival, and the checks used those predictions
-    scores = stored_batch_scores(bot.db, 2)
-    assert scores is not None and scores.model_version == champion and len(scores) == 400
-    assert f"batch #2 scored with {champion} (400 clients)" in runs[0].details["summary"]
+    # and the champion scored the batch on arrival
+    with bot.db.read_session() as session:
+        scores = session.exec(select(Prediction).where(Prediction.run_id == "ingest-b2")).all()
+    assert {p.model_version for p in scores} == {champion} and len(scores) == 400
+    assert f"batch #2 (april.csv) scored with {champion} (400 clients)" in runs[0].details["summary"]
     assert latest_report(bot.db, "drift").batch_id == 2
     assert runs[3].outcome == "ok", runs[3].details  # trained on the new labels (promoted or not)
     # and the drift alert reached the subscribed viewer through the notifier

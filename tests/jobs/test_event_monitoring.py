@@ -28,13 +28,13 @@ def store(request: pytest.FixtureRequest) -> EventStore:
 
 @pytest.fixture
 def fewer_training_dates(store: EventStore) -> Iterator[list[str]]:
-    """As if the champion had been trained three months ago: data arrived since (its
-    metadata names the observation dates it learnt from)."""
+    """As if the champion had been trained three months earlier: data arrived since (its
+    metadata names the dates it learnt from)."""
     model = store.registry.serving().model
     saved = copy.deepcopy(model.metadata_)
-    model.metadata_["observation_dates"] = saved["observation_dates"][:-3]
+    model.metadata_["training_dates"] = saved["training_dates"][:-3]
     try:
-        yield saved["observation_dates"]
+        yield saved["training_dates"]
     finally:
         model.metadata_.clear()
         model.metadata_.update(saved)

@@ -70,7 +70,7 @@ def test_the_realised_result_is_stored_as_a_report(scenario):
     report = latest_report(scenario.db, "performance", batch_id=batch_id)
     assert report.model_version == "v1"
     assert report.body["realised"]["status"] == "below_target"
-    assert report.body["predictions"] == "scored on arrival"
+    assert report.body["predictions"] == "scored by v1, which never trained on them"
     assert report.body["estimated"] is None  # every record of the batch has its outcome
 
 
@@ -124,11 +124,11 @@ def test_a_batch_stored_by_churnguard_ingest_is_scored_by_the_performance_job(sc
     [run] = runner.run_sync("performance", params={"batch_ids": [report.batch_id]})
     [checked] = run.run.details["checked"]
     body = latest_report(runner.db, "performance", batch_id=report.batch_id).body
-    assert body["predictions"].startswith("scored now by v1")
+    assert body["predictions"] == "scored by v1, which never trained on them"
     assert checked["recall"] == pytest.approx(concept.alerts("recall")[0].draft.figures["recall"], abs=1e-12)
 
 
-def test_a_batch_of_outcomes_only_is_compared_with_the_earlier_predictions(scenario, store):
+def test_a_batch_of_outcomes_only_measures_the_records_it_completes(scenario, store):
     settings, runner = store
     concept = pd.read_csv(scenario.steps["concept"].file, dtype=str, keep_default_na=False)
     inbox = settings.inbox_dir
@@ -143,7 +143,7 @@ def test_a_batch_of_outcomes_only_is_compared_with_the_earlier_predictions(scena
     assert drift.run.details["checked"][0]["verdict"] == "not_checked"
     [checked] = next(r for r in reports if r.job == "performance").run.details["checked"]
     body = latest_report(runner.db, "performance", batch_id=checked["batch_id"]).body
-    assert body["predictions"].startswith("outcomes only: compared with the predictions v1 made earlier")
+    assert body["predictions"] == "scored by v1, which never trained on them"
     info = _FIRST_MODEL["info"]
     recall, churners, _ = independent_recall(scenario.steps["concept"].file, info.artifact_dir, info.threshold)
     assert checked["recall"] == pytest.approx(recall, abs=1e-12)
@@ -151,13 +151,22 @@ def test_a_batch_of_outcomes_only_is_compared_with_the_earlier_predictions(scena
     assert [m.kind for m in runner.notifier.sent] == ["recall"]
 
 
-def test_a_batch_the_champion_learnt_from_is_not_measured(scenario, fresh_store, tmp_path):
+def test_rows_the_champion_learnt_from_are_left_out_of_the_measure(scenario, fresh_store, tmp_path):
     settings = Settings(home=tmp_path / "home", database_url=fresh_store.url, retrain_on=["schedule"])
     schema, explicit = schema_from_settings(settings)
-    report = ingest_file(fresh_store, scenario.steps["concept"].file, schema=schema, explicit=explicit)
+    telco = scenario.steps["telco"].file
+    report = ingest_file(fresh_store, telco, schema=schema, explicit=explicit)
     registry = open_registry(fresh_store, settings)
     adopt(registry, _FIRST_MODEL["info"], batch_ids=[report.batch_id])
     runner = JobRunner(settings, fresh_store, None, services={"registry": registry})
     [run] = runner.run_sync("performance")
-    [checked] = run.run.details["checked"]
-    assert checked["status"] == "not_measurable" and "learnt from it" in checked["reason"]
+    assert run.outcome == "ok", run.summary
+    body = latest_report(fresh_store, "performance", batch_id=report.batch_id).body
+    model = registry.serving().model
+    clients = pd.read_csv(telco, dtype=str)
+    scored = clients.loc[pd.to_numeric(clients["tenure"]) > 0, "customerID"]  # CHURNGUARD_NO_HISTORY_RULE
+    fitted = int(model.trained_on(scored).sum())
+    assert 0 < fitted < len(scored)
+    assert body["n_trained_on"] == fitted  # its own training rows would flatter it
+    assert body["n_scored"] + body["n_trained_on"] == len(scored)
+    assert f"({fitted} rows it trained on left out)" in body["predictions"]

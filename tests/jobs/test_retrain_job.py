@@ -22,6 +22,7 @@ from jobs.retrain_job import (
     window_batches,
 )
 from jobs.runner import JobResult, JobRunner
+from model.sources import SnapshotSource, SourceConfig
 from storage.tables import ModelVersion
 
 # ------------------------------------------------------------------ the story (real training)
@@ -109,8 +110,9 @@ class FakeTrainer:
     def __call__(self, db, settings, *, actor, progress, registry):
         return self._train(db, actor=actor, frame=None)
 
-    def call_with_frame(self, db, settings, *, actor, progress, registry, frame=None):
-        return self._train(db, actor=actor, frame=frame)
+    def call_with_window(self, db, settings, *, actor, progress, registry, batch_window=None):
+        data = SnapshotSource(db, SourceConfig.from_settings(settings)).training_data(batch_window=batch_window)
+        return self._train(db, actor=actor, frame=data.frame)
 
     def _train(self, db, *, actor, frame):
         self.calls.append({"actor": actor, "frame": frame})
@@ -178,7 +180,7 @@ def test_new_labels_trigger_a_retrain_only_once(settings, db):
     labelled_file(settings, "jan.csv", "A,B,C")
     reports_ = runner.run_sync("ingest")
     assert [r.job for r in reports_][-1] == "retrain" and len(trainer.calls) == 1
-    assert new_labels_since_last_training(db) == (False, "no labelled batch arrived since v1 was trained")
+    assert new_labels_since_last_training(db, settings) == (False, "no labelled batch arrived since v1 was trained")
     # the same trigger again (e.g. a repeated drift alert) finds nothing new
     [again] = runner.run_sync("retrain", trigger="drift")
     assert again.outcome == "skipped" and len(trainer.calls) == 1
@@ -203,11 +205,11 @@ def test_a_trigger_missing_from_retrain_on_is_skipped(settings, db):
 def test_the_window_limits_the_challenger_to_the_newest_batches(settings, db):
     windowed = settings.model_copy(update={"retrain_window_batches": 2, "retrain_on": []})
     trainer = FakeTrainer()
-    runner = JobRunner(windowed, db, None, services={"trainer": trainer.call_with_frame})
+    runner = JobRunner(windowed, db, None, services={"trainer": trainer.call_with_window})
     for month, ids in enumerate(("A,B,C", "D,E,F", "G,H,C"), 1):  # C comes back in month 3
         labelled_file(windowed, f"m{month}.csv", ids)
         runner.run_sync("ingest", follow=False)
-    assert window_batches(db, 2) == labelled_batch_ids(db)[-2:] and len(labelled_batch_ids(db)) == 3
+    assert window_batches(labelled_batch_ids(db), 2) == labelled_batch_ids(db)[-2:] and len(labelled_batch_ids(db)) == 3
     [run] = runner.run_sync("retrain")
     frame = trainer.calls[0]["frame"]
     assert sorted(frame["customerID"]) == ["C", "D", "E", "F", "G", "H"]

@@ -131,8 +131,8 @@ def test_top_and_score_all(cli):
     before = counts(cli)["prediction"]
     code, out, _ = run("score-all", "--json")
     payload = json.loads(out)
-    assert code == 0 and payload["model_version"] == "v1" and payload["scored"] == 7032
-    assert counts(cli)["prediction"] == before + 7032
+    assert code == 0 and payload["model_version"] == "v1" and payload["scored"] == 5163 and payload["departed"] == 1869
+    assert counts(cli)["prediction"] == before + 5163
 
 
 def test_promote_of_an_unknown_version_changes_nothing(cli):

@@ -21,7 +21,7 @@ from sqlmodel import select
 
 from churnguard import Settings, main
 from model.event_source import EVENT_SCHEMA, is_event_model, model_inputs, model_spec, scoring_date
-from model.scoring import INSUFFICIENT_HISTORY, NOT_ACTIVE, SCORED, UNKNOWN_CLIENT
+from model.scoring import DEPARTED, INSUFFICIENT_HISTORY, NOT_ACTIVE, SCORED, UNKNOWN_CLIENT
 from model.service import open_registry, open_scorer, train_and_register, training_source
 from storage.errors import UserError
 from storage.events.features import features_as_of
@@ -143,14 +143,21 @@ def test_given_no_date_then_scoring_uses_the_end_of_the_event_data(store):
     assert results and results[0].as_of == f"{end:%Y-%m-%d %H:%M}"
 
 
-def test_given_a_client_who_left_when_scored_then_not_active_is_reported(store):
+def test_given_a_client_who_left_when_scored_then_the_date_it_left_is_reported(store):
     # C00004 cancelled on 2025-05-03 (clients.csv): active before, gone after.
     scorer = store.scorer()
 
     assert scorer.score_client("C00004", as_of="2025-04-01").status == SCORED
     after = scorer.score_client("C00004", as_of="2025-06-01")
-    assert after.status == NOT_ACTIVE
-    assert "not an active client" in after.message
+    assert after.status == DEPARTED and after.probability is None and after.flagged is None
+    assert "has already left (on 2025-05-03)" in after.message
+
+
+def test_given_a_client_not_started_yet_when_scored_then_not_active_is_reported(store):
+    # C00001 signed up on 2023-05-15.
+    before = store.scorer().score_client("C00001", as_of="2023-05-01")
+
+    assert before.status == NOT_ACTIVE and "not an active client" in before.message
 
 
 def test_given_a_client_on_its_first_day_then_it_is_reported_as_without_history(store):
@@ -199,18 +206,21 @@ def test_given_a_top_list_then_it_is_sorted_and_only_active_clients(store):
     assert {r.client_id for r in results} <= active
 
 
-# ------------------------------------------------------------------------ flat models refuse
-def test_given_a_client_table_model_when_as_of_is_given_then_it_is_refused(tmp_path):
+# ------------------------------------------------------------------------ flat models, as of a date
+def test_given_a_client_table_model_when_as_of_is_given_then_the_record_of_that_date_answers(tmp_path):
     flat = trained_store.open_store(f"sqlite:///{(tmp_path / 'flat.db').as_posix()}", tmp_path / "home")
     try:
         trained_store.ingest_telco(flat)
         trained_store.adopt_quick_model(flat)
         scorer = open_scorer(flat.db, flat.settings, flat.registry)
-        assert scorer.score_client("7590-VHVEG").status == SCORED
-        with pytest.raises(UserError, match="--as-of needs a model trained on event history"):
-            scorer.score_client("7590-VHVEG", as_of="2024-01-01")
-        with pytest.raises(UserError, match="--as-of needs a model trained on event history"):
-            scorer.top(3, as_of="2024-01-01")
+        now = scorer.score_client("7590-VHVEG")
+        assert now.status == SCORED and now.as_of is not None
+        before = scorer.score_client("7590-VHVEG", as_of="2024-01-01")
+        assert before.status == UNKNOWN_CLIENT
+        assert before.message == "Client 7590-VHVEG has no record dated 2024-01-01 00:00 or earlier; its first record is later."
+        assert scorer.top(3, as_of="2024-01-01") == []
+        with pytest.raises(UserError, match="is in the future"):
+            scorer.top(3, as_of="2999-01-01")
     finally:
         flat.db.dispose()
 

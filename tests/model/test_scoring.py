@@ -11,7 +11,7 @@ from sqlmodel import select
 
 from model.registry import NoChampion
 from model.rules import parse_history_rule, risk_band
-from model.scoring import MalformedId, Scorer, clean_client_id, contribution_chart
+from model.scoring import DEPARTED, MAX_TOP, MalformedId, Scorer, clean_client_id, contribution_chart
 from model.service import open_scorer
 from storage.clients import load_frame
 from storage.errors import UserError
@@ -63,7 +63,7 @@ def test_single_scores_match_the_batch_path(scorer, store):
     # the one-client path and the frame path must give the same probability
     model = store.registry.serving().model
     frame = load_frame(store.db, scorer.schema, labelled_only=False).set_index("customerID")
-    for client_id in (KNOWN, "5575-GNVDE", "3668-QPYBK"):
+    for client_id in (KNOWN, "5575-GNVDE", "7795-CFOCW"):
         row = frame.loc[[client_id]].drop(columns=["Churn"])
         assert scorer.score_client(client_id).probability == pytest.approx(
             float(model.predict_proba_frame(row)[0]), abs=1e-9)
@@ -136,7 +136,8 @@ def test_score_all_writes_predictions_with_the_model_version(scorer, store):
     run = scorer.score_all(chunk_rows=2000)
     assert run.model_version == "v1"
     assert run.insufficient_history == 11  # Telco's tenure-0 clients
-    assert run.scored == 7043 - 11
+    assert run.departed == 1869  # Telco's churners have left: no score for contact
+    assert run.scored == 7043 - 11 - 1869
     assert sum(run.bands.values()) == run.scored
     with store.db.session() as session:
         rows = session.exec(select(Prediction).where(Prediction.run_id == run.run_id)).all()
@@ -148,7 +149,7 @@ def test_score_all_writes_predictions_with_the_model_version(scorer, store):
     single = scorer.score_client(KNOWN)
     assert by_id[KNOWN].probability == pytest.approx(single.probability, abs=1e-9)
     assert by_id[KNOWN].risk_band == single.risk_band
-    assert "Scored 7032 client(s) with model v1" in run.to_text()
+    assert "Scored 5163 client(s) with model v1" in run.to_text() and "1869 client(s) skipped: they have already left" in run.to_text()
 
 
 def test_contribution_chart_is_a_png(scorer):
@@ -182,6 +183,15 @@ def test_a_scorer_opened_before_the_first_ingest_finds_the_schema_later(tmp_path
         assert len(scorer.top(3)) == 3
         assert scorer.schema is not None and scorer.schema.id_column == "customerID"
         store.db.dispose()
+
+
+def test_a_client_whose_record_says_it_left_is_not_scored_for_contact(scorer):
+    # 3668-QPYBK is a churner in the Telco export: "left within the horizon after" its record's date.
+    result = scorer.score_client("3668-QPYBK")
+
+    assert result.status == DEPARTED and result.probability is None and result.flagged is None
+    assert result.message.startswith("Client 3668-QPYBK has already left (within 30 days after ")
+    assert "3668-QPYBK" not in {r.client_id for r in scorer.top(MAX_TOP)}
 
 
 def test_frame_records_round_trip_missing_values():

@@ -39,8 +39,8 @@ def selection(ids: list[str], *, as_of: datetime | None = None) -> Selection:
                      None, None)
 
 
-def stored(db, ids: list[str], share: float = 0.25, name: str | None = "test"):
-    return store_campaign(db, selection(ids), CampaignOptions(name=name, holdout=share), economics=MONEY,
+def stored(db, ids: list[str], share: float = 0.25, name: str | None = "test", as_of: datetime | None = None):
+    return store_campaign(db, selection(ids, as_of=as_of), CampaignOptions(name=name, holdout=share), economics=MONEY,
                           horizon_days=30, default_seed=42)
 
 
@@ -129,18 +129,25 @@ def test_cells_a_spreadsheet_would_run_are_escaped(db):
     assert "'=cmd|' /C calc'!A0" in cells
 
 
-def test_flat_outcomes_come_from_the_first_labelled_batch_after_the_campaign(db):
-    ingest_frame(db, _frame([("a", None), ("b", None), ("c", None)]), schema=SCHEMA, source_name="march.csv")
-    created = stored(db, ["a", "b", "c"], share=0.34)
+def test_flat_outcomes_are_the_labels_of_the_members_records_of_the_campaigns_date(db):
+    march = datetime(2024, 3, 31)
+    ingest_frame(db, _frame([("a", None), ("b", None), ("c", None)]), schema=SCHEMA, source_name="march.csv",
+                 as_of=march)
+    created = stored(db, ["a", "b", "c"], share=0.34, as_of=march)
     reader = FlatOutcomeReader(db, created.campaign.last_batch_id)
     as_of = created.campaign.as_of
 
     assert reader.outcomes(["a", "b", "c"], as_of, 30) == {"a": None, "b": None, "c": None}
-    ingest_frame(db, _frame([("a", "Yes"), ("b", "No")]), schema=SCHEMA, source_name="march-outcomes.csv")
-    ingest_frame(db, _frame([("a", "No"), ("b", "Yes"), ("c", "Yes")]), schema=SCHEMA, source_name="april.csv")
+    # April's export labels April, not March: it says nothing about the campaign's period
+    ingest_frame(db, _frame([("a", "No"), ("b", "Yes"), ("c", "Yes")]), schema=SCHEMA, source_name="april.csv",
+                 as_of=datetime(2024, 4, 30))
+    assert reader.outcomes(["a", "b", "c"], as_of, 30) == {"a": None, "b": None, "c": None}
+    # March's outcomes, delivered later for March
+    ingest_frame(db, _frame([("a", "Yes"), ("b", "No")]), schema=SCHEMA, source_name="march-outcomes.csv",
+                 as_of=march)
 
-    assert reader.outcomes(["a", "b", "c"], as_of, 30) == {"a": 1, "b": 0, "c": 1}
-    assert set(reader.churn_days(["a", "b", "c"], as_of, 30)) == {"a", "c"}
+    assert reader.outcomes(["a", "b", "c"], as_of, 30) == {"a": 1, "b": 0, "c": None}
+    assert reader.churn_days(["a", "b", "c"], as_of, 30) == {"a": 30.0}
 
 
 def _frame(rows: list[tuple[str, str | None]]):
