@@ -21,14 +21,15 @@ CARD = {"metrics": {"test": {"lightgbm": {"recall": 0.93, "roc_auc": 0.97}}}}
 
 def test_predicted_recall_is_the_out_of_time_figure_when_the_report_has_one() -> None:
     assert predicted_recall(CARD) == (0.93, "metrics.test.lightgbm.recall")
-    with_validation = {**CARD, "validation": {"kind": "out_of_time", "predicted_recall": 0.91}}
+    with_validation = {**CARD, "validation": {"kind": "out_of_time", "predicted_recall": {"estimate": 0.91}}}
     assert predicted_recall(with_validation) == (0.91, PREDICTED_RECALL_KEYS[0])
 
 
 @pytest.mark.parametrize("bad", [None, "0.9", True, math.nan, {"value": 0.9}])
 def test_a_missing_or_malformed_prediction_falls_back_to_the_card(bad: Any) -> None:
-    assert predicted_recall({**CARD, "validation": {"predicted_recall": bad}}) == (0.93, "metrics.test.lightgbm.recall")
-    assert predicted_recall({"validation": {"predicted_recall": bad}}) == (None, None)
+    for shape in ({"predicted_recall": bad}, {"predicted_recall": {"estimate": bad}}):
+        assert predicted_recall({**CARD, "validation": shape}) == (0.93, "metrics.test.lightgbm.recall")
+        assert predicted_recall({"validation": shape}) == (None, None)
 
 
 def test_arrival_scores_are_recounted_against_the_streams_truth(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def test_given_an_event_champion_when_a_viewer_asks_then_reasons_are_plain_words
     assert chart.kind == "photo" and chart.photo is not None and chart.photo.startswith(b"\x89PNG")
 
     gone = bot.ask(VIEWER, f"/score {GONE_CLIENT}")
-    assert "not an active client" in gone and "churn risk" not in gone
+    assert "has already left (on 2025-05-03)" in gone and "churn risk" not in gone
 
     top = bot.ask(VIEWER, "/top 3")
     assert top.count("\n") >= 3 and " = " not in top

@@ -155,7 +155,9 @@ def test_rows_the_champion_learnt_from_are_left_out_of_the_measure(scenario, fre
     settings = Settings(home=tmp_path / "home", database_url=fresh_store.url, retrain_on=["schedule"])
     schema, explicit = schema_from_settings(settings)
     telco = scenario.steps["telco"].file
-    report = ingest_file(fresh_store, telco, schema=schema, explicit=explicit)
+    trained = ChurnModel.load(_FIRST_MODEL["info"].artifact_dir).newest_training_date()
+    # the very rows it learnt from: the same clients at the same as-of date
+    report = ingest_file(fresh_store, telco, schema=schema, explicit=explicit, as_of=trained.to_pydatetime())
     registry = open_registry(fresh_store, settings)
     adopt(registry, _FIRST_MODEL["info"], batch_ids=[report.batch_id])
     runner = JobRunner(settings, fresh_store, None, services={"registry": registry})
