@@ -72,7 +72,8 @@ def assess_signal(metrics: dict[str, Any], *, roi: float | None, recall_target: 
     if auc is not None:
         details.append(f"ROC-AUC {auc:.2f} {where}")
     if strength == WEAK:
-        message = "weak signal: " + "; ".join(details) + ". It beats contacting everyone, but not by much."
+        message = ("weak signal: " + "; ".join(details) + ". It may still serve, since it beats contacting "
+                   "everyone, but do not read it as a strong model.")
     elif strength == MODERATE:
         message = "moderate signal: " + "; ".join(details) + "."
     else:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import numpy as np
@@ -358,6 +358,8 @@ class SnapshotSource(DataSource):
         if gone.left_on is not None:
             return f"on {gone.left_on:%Y-%m-%d}"
         assert gone.after is not None
+        if gone.after + timedelta(days=gone.horizon_days) > datetime.now(UTC).replace(tzinfo=None):
+            return f"its record of {gone.after:%Y-%m-%d} says it leaves"  # the horizon has not passed yet
         return f"within {gone.horizon_days} days after {gone.after:%Y-%m-%d}"
 
     def scoring_rows(self, *, as_of: object = None, chunk_rows: int = 50_000,
