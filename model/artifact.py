@@ -36,6 +36,7 @@ import pandas as pd
 from model.calibration import CenteredIsotonicCalibrator
 from model.features import FeatureEncoder, level_key, to_float
 from storage.errors import UserError
+from storage.files import write_atomically
 
 FORMAT_VERSION = 1
 BOOSTER_FILE = "model.txt"
@@ -230,7 +231,7 @@ class ChurnModel:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         booster_path = directory / BOOSTER_FILE
-        _atomic_write(booster_path, self.booster_.model_to_string().encode("utf-8"))
+        write_atomically(booster_path, self.booster_.model_to_string().encode("utf-8"))
         meta = {
             "format_version": FORMAT_VERSION,
             "threshold": self.threshold_,
@@ -240,13 +241,13 @@ class ChurnModel:
             "metadata": self.metadata_,
         }
         meta_path = directory / META_FILE
-        _atomic_write(meta_path, json.dumps(meta, indent=2, ensure_ascii=False, allow_nan=False).encode("utf-8"))
+        write_atomically(meta_path, json.dumps(meta, indent=2, ensure_ascii=False, allow_nan=False).encode("utf-8"))
         paths = [booster_path, meta_path]
         if self.training_ids_ is not None:
             buffer = io.BytesIO()
             np.save(buffer, np.asarray(self.training_ids_, dtype="uint64"), allow_pickle=False)
             ids_path = directory / TRAINING_IDS_FILE
-            _atomic_write(ids_path, buffer.getvalue())
+            write_atomically(ids_path, buffer.getvalue())
             paths.append(ids_path)
         reference = self._reference
         if reference is None and self._reference_path is not None and self._reference_path.exists():
@@ -301,17 +302,6 @@ def _gain_importances(booster: lgb.Booster, names: list[str]) -> dict[str, float
     shares = gains / total if total > 0 else np.zeros_like(gains)
     ranked = sorted(zip(names, shares, strict=True), key=lambda item: -item[1])
     return {name: float(share) for name, share in ranked}
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 __all__ = ["ID_HASH_KEY", "TRAINING_IDS_FILE", "ChurnModel", "Contribution", "client_id_hashes"]

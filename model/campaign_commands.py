@@ -7,8 +7,6 @@ Each handler opens the store, calls ``model.campaigns`` and prints through
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 from churnguard import Settings, emit
@@ -27,6 +25,7 @@ from model.campaigns.service import (
 from model.service import open_scorer, store_schema
 from storage.db import Database
 from storage.errors import UserError
+from storage.files import write_output
 from storage.readers import Limits, read_bytes
 from storage.tables import AuditLog
 
@@ -117,27 +116,11 @@ def report(args: argparse.Namespace, settings: Settings) -> int:
             text += "\nNo chart yet: no outcome is known."
             payload["chart"] = None
         else:
-            _write_atomically(Path(args.chart), png)
+            write_output(Path(args.chart), png)
             text += f"\nChart of churn over time by group: {args.chart}"
             payload["chart"] = str(args.chart)
     emit(args, payload, text)
     return 0
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    if not path.parent.is_dir():
-        raise UserError(f"cannot write {path}: the folder {path.parent} does not exist", output=str(path))
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    except OSError as error:
-        raise UserError(f"cannot write {path}: {error.strerror or error}", output=str(path)) from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 __all__ = ["campaign", "contacts", "listing", "log", "new", "report"]

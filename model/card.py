@@ -21,6 +21,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from model.backtest import backtest_text
 from model.business import offer_source_text
 from model.chart_labels import literal
+from storage.files import write_atomically
 
 if TYPE_CHECKING:
     from model.lifecycle import TrainingOutcome
@@ -58,7 +59,7 @@ def write_model_card(outcome: TrainingOutcome, directory: Path, *, title: str = 
         charts.append(_save(_backtest_chart(outcome.report["backtest"], outcome.report["threshold_rule"]["target"]),
                             directory / TIME_CHARTS["backtest"]))
     card = directory / CARD_FILE
-    _write_text(card, card_markdown(outcome.report, title=title))
+    write_atomically(card, card_markdown(outcome.report, title=title).encode("utf-8"))
     return [card, *charts]
 
 
@@ -196,17 +197,6 @@ def _save(figure: Figure, path: Path) -> Path:
         if os.path.exists(temporary):
             os.unlink(temporary)
     return path
-
-
-def _write_text(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 # ---------------------------------------------------------------------- text

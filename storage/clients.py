@@ -145,15 +145,20 @@ def load_frame(db: Database, schema: Schema, *, labelled_only: bool, latest_only
         query = query.where(table.c.is_latest.is_(True))
     with db.read_session() as session:
         rows = session.connection().execute(query.order_by(table.c.id)).all()
+    return _frame_from_rows(rows, schema, _row_types(db, rows), "int64" if labelled_only else "Int64")
+
+
+def _row_types(db: Database, rows: Sequence[Any]) -> dict[str, str]:
+    """The data columns of these records and their types, as their batches saw them.  A record
+    can carry columns its own batch lacked (storage.ingest.carry_forward): those are typed as
+    the store does overall."""
     types = column_types(db, {int(row.batch_id) for row in rows}) if rows else column_types(db)
-    # A record can carry columns its own batch lacked (storage.ingest.carry_forward): type
-    # those as the store does overall.
     present: set[str] = set()
     for row in rows:
         present.update(row.data or {})
     if present - set(types):
         types.update((name, kind) for name, kind in column_types(db).items() if name in present and name not in types)
-    return _frame_from_rows(rows, schema, types, "int64" if labelled_only else "Int64")
+    return types
 
 
 def _current_query(until: datetime | None) -> Any:
@@ -187,12 +192,7 @@ def current_frame(db: Database, schema: Schema, *, until: datetime | None = None
     table, query = _current_query(until)
     with db.read_session() as session:
         rows = session.connection().execute(query.order_by(table.c.id)).all()
-    types = column_types(db, {int(row.batch_id) for row in rows}) if rows else column_types(db)
-    present: set[str] = set()
-    for row in rows:
-        present.update(row.data or {})
-    if present - set(types):
-        types.update((name, kind) for name, kind in column_types(db).items() if name in present and name not in types)
+    types = _row_types(db, rows)
     types.pop(AS_OF_COLUMN, None)
     frame = _frame_from_rows(rows, schema, types, "Int64")
     frame.insert(1, AS_OF_COLUMN, pd.to_datetime(pd.Series([row.as_of for row in rows], dtype=object)))

@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,6 +36,7 @@ from storage.campaigns import NewContact, add_contacts, contact_list, members
 from storage.db import Database
 from storage.errors import UserError
 from storage.events.tables import EventClient
+from storage.files import write_output
 from storage.readers import Limits, parse_bytes
 from storage.tables import ClientRecord
 
@@ -97,22 +96,8 @@ def write_contact_list(db: Database, campaign: Campaign, path: Path) -> int:
         wanted = "XLSX is not available yet; write a .csv file" if suffix == ".xlsx" else "write a .csv file"
         raise UserError(f"the contact list can be written as CSV only: {wanted}, e.g. contacts.csv",
                         output=str(path))
-    if not path.parent.is_dir():
-        raise UserError(f"cannot write {path}: the folder {path.parent} does not exist", output=str(path))
     data = contact_list_csv(db, campaign)
-    try:
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    except OSError as error:
-        raise UserError(f"cannot write {path}: {error.strerror or error}", output=str(path)) from None
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except OSError as error:
-        raise UserError(f"cannot write {path}: {error.strerror or error}", output=str(path)) from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    write_output(path, data)
     return max(data.count(b"\r\n") - 1, 0)
 
 
