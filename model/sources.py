@@ -74,7 +74,7 @@ from storage.events.features import (
 from storage.events.labels import data_end, labels_as_of, left_on, observation_dates
 from storage.readers import NUMERIC
 from storage.schema import Schema, remembered_schema
-from storage.snapshots import Departure, as_of_dates, departures, snapshot_frame
+from storage.snapshots import Departure, as_of_dates, departure_of, departures, snapshot_frame
 from storage.tables import Batch, ClientRecord
 
 SNAPSHOTS, EVENTS = "snapshots", "events"
@@ -334,12 +334,13 @@ class SnapshotSource(DataSource):
         with self.db.read_session() as session:  # never waits behind an ingest (SQLite WAL)
             record = current_record(session, client_id, until)
             later = record is None and until is not None and current_record(session, client_id) is not None
+            gone = None if record is None else departure_of(
+                session.connection(), client_id, horizon_days=self.config.horizon_days, until=until)
         if record is None:
             if later and until is not None:
                 return Lookup(client_id, UNKNOWN_CLIENT, no_record_yet_text(client_id, f"{until:%Y-%m-%d %H:%M}"),
                               as_of=until)
             return Lookup(client_id, UNKNOWN_CLIENT, unknown_client_text(client_id), as_of=until, advice=INGEST_LATEST)
-        gone = self._departed([client_id], until).get(client_id)
         if gone is not None:
             return Lookup(client_id, DEPARTED, departed_text(client_id, self._when(gone)), record_id=record.id,
                           as_of=record.as_of)

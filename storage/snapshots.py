@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Connection, Text, and_, exists, func, or_, type_coerce
+from sqlalchemy import Connection, Text, and_, bindparam, exists, func, or_, type_coerce
 from sqlalchemy import select as sa_select
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -407,5 +407,32 @@ def departures(db: Database, client_ids: Sequence[str] | None = None, *,
     return found
 
 
-__all__ = ["AS_OF", "DEFAULT_CHUNK_ROWS", "DateSummary", "Departure", "as_of_dates", "date_overview", "departures",
+# Built once, with bound parameters, so SQLAlchemy's compiled cache serves every /score.
+_NEWEST_OUTCOME_OF_ONE = (
+    sa_select(_RECORDS.c.label, _RECORDS.c.as_of)
+    .where(_RECORDS.c.client_id == bindparam("client_id"), _RECORDS.c.label.is_not(None),
+           _RECORDS.c.as_of <= bindparam("until"))
+    .order_by(_RECORDS.c.as_of.desc(), _RECORDS.c.id.desc())
+    .limit(1)
+)
+_CHURN_OF_ONE = sa_select(_CHURNS.c.churn_at).where(_CHURNS.c.client_id == bindparam("client_id"),
+                                                    _CHURNS.c.churn_at <= bindparam("until"))
+
+
+def departure_of(connection: Connection, client_id: str, *, horizon_days: int,
+                 until: datetime | None = None) -> Departure | None:
+    """``departures`` for one client, in two indexed look-ups: the single-client path of /score,
+    which must not scan the table."""
+    moment = utcnow() if until is None else _moment(until)
+    churn_at = connection.execute(_CHURN_OF_ONE, {"client_id": str(client_id), "until": moment}).scalar()
+    if churn_at is not None:
+        return Departure(str(client_id), churn_at, None, horizon_days)
+    newest = connection.execute(_NEWEST_OUTCOME_OF_ONE, {"client_id": str(client_id), "until": moment}).first()
+    if newest is not None and int(newest.label) == 1:
+        return Departure(str(client_id), None, newest.as_of, horizon_days)
+    return None
+
+
+__all__ = ["AS_OF", "DEFAULT_CHUNK_ROWS", "DateSummary", "Departure", "as_of_dates", "date_overview", "departure_of",
+           "departures",
            "snapshot_frame", "snapshot_frames"]

@@ -17,7 +17,16 @@ import storage.snapshots as snapshots
 from storage.churns import ingest_churns
 from storage.ingest import ingest_file
 from storage.schema import Schema
-from storage.snapshots import AS_OF, DateSummary, Departure, as_of_dates, departures, snapshot_frame, snapshot_frames
+from storage.snapshots import (
+    AS_OF,
+    DateSummary,
+    Departure,
+    as_of_dates,
+    departure_of,
+    departures,
+    snapshot_frame,
+    snapshot_frames,
+)
 
 SCHEMA = Schema("id", "Churn", "Yes", as_of_column="month")
 EXPLICIT = {"as_of_column"}
@@ -224,6 +233,15 @@ def test_departures_come_from_churn_dates_up_to_until(store):
     assert set(departures(store, ["b", "d", "e"], horizon_days=30)) == {"b", "d"}
 
 
+def test_one_clients_departure_is_the_same_as_in_the_whole_list(store):
+    # /score asks for one client through two indexed look-ups; it must agree with /top's list.
+    for until in (None, D("2024-03-12"), D("2024-01-01")):
+        every = departures(store, horizon_days=30, until=until)
+        with store.read_session() as session:
+            for client in "abcdefg":
+                assert departure_of(session.connection(), client, horizon_days=30, until=until) == every.get(client)
+
+
 def test_without_a_churn_list_a_newest_outcome_of_1_says_a_client_leaves(db, tmp_path):
     add(db, tmp_path, "jan.csv", "id,month,spend,Churn\na,2024-01-31,1,Yes\nb,2024-01-31,2,Yes\nc,2024-01-31,3,No\n")
     add(db, tmp_path, "feb.csv", "id,month,spend,Churn\nb,2024-02-29,2,No\nc,2024-02-29,3,Yes\n")
@@ -231,3 +249,9 @@ def test_without_a_churn_list_a_newest_outcome_of_1_says_a_client_leaves(db, tmp
     assert departures(db, horizon_days=30) == {"a": Departure("a", None, JAN, 30), "c": Departure("c", None, FEB, 30)}
     # Before February's outcomes were dated, b's newest outcome was January's 1.
     assert set(departures(db, horizon_days=30, until=D("2024-02-01"))) == {"a", "b"}
+    with db.read_session() as session:
+        connection = session.connection()
+        for until in (None, D("2024-02-01")):
+            every = departures(db, horizon_days=30, until=until)
+            assert {c: departure_of(connection, c, horizon_days=30, until=until) for c in "abc"} == {
+                c: every.get(c) for c in "abc"}
