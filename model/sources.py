@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -172,7 +172,6 @@ class RowSet:
     record_ids: np.ndarray | None = None
     skipped_no_history: int = 0
     departed: int = 0  # clients left out because they have already left
-    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -183,7 +182,7 @@ class RowSet:
             self.name, self.ids[mask], self.inputs.loc[mask].reset_index(drop=True), self.labels[mask],
             self.as_of[mask], None if self.raw is None else self.raw.loc[mask].reset_index(drop=True),
             self.when, self.batch_id, None if self.record_ids is None else self.record_ids[mask],
-            self.skipped_no_history, self.departed, list(self.notes))
+            self.skipped_no_history, self.departed)
 
 
 class DataSource(ABC):
@@ -222,10 +221,9 @@ class DataSource(ABC):
         """One client's row at the scoring date, or why it cannot be scored."""
 
     @abstractmethod
-    def scoring_rows(self, *, as_of: object = None, chunk_rows: int = 50_000,
-                     keep_new: bool = False) -> Iterator[RowSet]:
+    def scoring_rows(self, *, as_of: object = None, chunk_rows: int = 50_000) -> Iterator[RowSet]:
         """The active clients at the scoring date, in chunks; clients too new to judge are
-        left out (counted in ``skipped_no_history``) unless ``keep_new``."""
+        left out (counted in ``skipped_no_history``), as are those who left (``departed``)."""
 
     def describe(self, feature: str, value: Any) -> str | None:
         """A feature value in plain words, where the source has words for it."""
@@ -363,8 +361,7 @@ class SnapshotSource(DataSource):
             return f"its record of {gone.after:%Y-%m-%d} says it leaves"  # the horizon has not passed yet
         return f"within {gone.horizon_days} days after {gone.after:%Y-%m-%d}"
 
-    def scoring_rows(self, *, as_of: object = None, chunk_rows: int = 50_000,
-                     keep_new: bool = False) -> Iterator[RowSet]:
+    def scoring_rows(self, *, as_of: object = None, chunk_rows: int = 50_000) -> Iterator[RowSet]:
         until = self.scoring_date(as_of)
         schema = self.schema
         frame = current_frame(self.db, schema, until=until)
@@ -373,10 +370,10 @@ class SnapshotSource(DataSource):
             len(frame), np.datetime64("NaT"), dtype="datetime64[ns]")
         too_new = self._no_history(features)
         gone = np.isin(ids, list(self._departed(None, until))) if len(ids) else np.zeros(0, dtype=bool)
-        keep = ~gone if keep_new else ~too_new & ~gone
+        keep = ~too_new & ~gone
         name = "each client's newest record" + (f" up to {until:%Y-%m-%d %H:%M}" if until is not None else "")
         rows = RowSet(name, ids[keep], features.loc[keep].reset_index(drop=True), labels[keep], dates[keep],
-                      when=until, skipped_no_history=0 if keep_new else int((too_new & ~gone).sum()),
+                      when=until, skipped_no_history=int((too_new & ~gone).sum()),
                       departed=int(gone.sum()))
         yield from _chunked(rows, chunk_rows)
 
@@ -532,24 +529,23 @@ class EventSource(DataSource):
         data = {key: value for key, value in row.items() if key != GROUP_COLUMN}
         return Lookup(client_id, SCORED, inputs=model_record(data), raw=data, as_of=moment)
 
-    def scoring_rows(self, *, as_of: object = None, chunk_rows: int = 50_000,
-                     keep_new: bool = False) -> Iterator[RowSet]:
+    def scoring_rows(self, *, as_of: object = None, chunk_rows: int = 50_000) -> Iterator[RowSet]:
         moment = self.scoring_date(as_of)
-        rows = self._rows_at(moment, f"clients active on {moment:%Y-%m-%d %H:%M}", keep_new=keep_new)
+        rows = self._rows_at(moment, f"clients active on {moment:%Y-%m-%d %H:%M}")
         yield from _chunked(rows, chunk_rows)
 
-    def _rows_at(self, moment: datetime, name: str, *, keep_new: bool = False,
-                 labels: bool = False) -> RowSet:
+    def _rows_at(self, moment: datetime, name: str, *, labels: bool = False) -> RowSet:
+        """The clients active at ``moment`` that have history to judge, with their outcomes
+        when ``labels``."""
         frame = features_as_of(self.db, moment, spec=self._spec())
         too_new = no_event_history(frame)
-        if not keep_new:
-            frame = frame.loc[~too_new].reset_index(drop=True)
+        frame = frame.loc[~too_new].reset_index(drop=True)
         ids = frame[GROUP_COLUMN].astype(str).to_numpy()
         raw = frame.drop(columns=[GROUP_COLUMN]).reset_index(drop=True)
         outcome = (labels_as_of(self.db, moment, horizon_days=self.horizon_days, client_ids=list(ids))
                    .to_numpy(dtype=float) if labels and len(ids) else np.full(len(ids), np.nan))
         return RowSet(name, ids, model_inputs(raw), outcome, np.full(len(ids), np.datetime64(moment, "ns")), raw=raw,
-                      when=moment, skipped_no_history=0 if keep_new else int(too_new.sum()))
+                      when=moment, skipped_no_history=int(too_new.sum()))
 
     def describe(self, feature: str, value: Any) -> str | None:
         return feature_description(feature, value, spec=self._spec())
