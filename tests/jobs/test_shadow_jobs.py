@@ -38,8 +38,8 @@ from model.monitoring.stream import monthly_stream
 from model.registry import NewVersion
 from model.service import REPORT_FILE
 from storage.tables import AuditLog, ChampionEvent, Prediction, ShadowPrediction
-from tests.model.trained_store import Store, adopt_quick_model, engine_url, ingest_telco, open_store, quick_training
 from tests.conftest import TELCO
+from tests.model.trained_store import Store, adopt_quick_model, engine_url, ingest_telco, open_store, quick_training
 
 SHADOW_THRESHOLD = 0.9
 ARRIVAL = "arrivals_2026_01.csv"
@@ -217,3 +217,21 @@ def test_under_shadow_promotion_the_same_check_retires_the_shadow(store):
     # measured again, the shadow is gone: nothing runs beside the champion, nothing more is decided
     [again] = runner.run_sync("performance", params={"batch_ids": [batch_id]})
     assert "Shadow" not in again.summary and store.registry.newest_candidate() is None
+
+
+def test_a_shadow_that_cannot_run_never_stops_the_champion(store):
+    damaged = store.registry.get("v2").artifact_dir
+    for path in [damaged, *damaged.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    next(p for p in sorted(damaged.iterdir()) if p.is_file() and p.name != "manifest.json").write_bytes(b"garbage")
+
+    runs, _frame = feed(store)
+
+    [ingest] = [r for r in runs if r.job == "ingest"]
+    [performance] = [r for r in runs if r.job == "performance"]
+    assert ingest.outcome == performance.outcome == "ok"
+    assert "shadow v2 cannot run" in ingest.summary and "scored with v1" in ingest.summary
+    assert "shadow v2 cannot run" in performance.summary and "Recall" in performance.summary
+    assert len(stored(store, Prediction)) > 0 and stored(store, ShadowPrediction).empty
+    assert str(store.settings.home) not in ingest.summary  # the folder is named, never the server's path
+    assert store.registry.get("v2").status == "candidate"  # nothing is decided without a comparison
