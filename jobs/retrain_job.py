@@ -8,9 +8,11 @@ training each time.
 
 Training goes through ``model.service.train_and_register``: the challenger and the champion
 are scored on the same held-out test rows and the acceptance gate decides; when it refuses,
-the champion stays and the report says why.  Nothing is written before training ends, so a
-crash mid-training leaves the champion untouched; the runner then marks the run failed and
-alerts the admins (``job_failed``).  A trainer that takes ``cancel`` (the service's worker
+the champion stays and the report says why.  With ``CHURNGUARD_PROMOTION=shadow`` a challenger
+that passes is kept as a candidate instead (model/challenger.py), runs in shadow beside the
+champion, and the performance job promotes or retires it (jobs/shadow.py).  Nothing is
+written before training ends, so a crash mid-training leaves the champion untouched; the
+runner then marks the run failed and alerts the admins (``job_failed``).  A trainer that takes ``cancel`` (the service's worker
 process, ``bot/training.py``) is handed the runner's stop event: SIGTERM then stops the
 training within seconds, nothing is registered, and the run is recorded as "cancelled".
 

@@ -235,3 +235,18 @@ def test_a_shadow_that_cannot_run_never_stops_the_champion(store):
     assert len(stored(store, Prediction)) > 0 and stored(store, ShadowPrediction).empty
     assert str(store.settings.home) not in ingest.summary  # the folder is named, never the server's path
     assert store.registry.get("v2").status == "candidate"  # nothing is decided without a comparison
+
+
+def test_shadow_promotion_refuses_a_trainer_that_would_promote_anyway(store):
+    calls: list[str] = []
+
+    def old_trainer(db, settings, *, actor, progress, registry):  # no promote, no **kwargs
+        calls.append(actor)
+        raise AssertionError("must not train: it would promote a passing model at once")
+
+    settings = store.settings.model_copy(update={"promotion": "shadow"})
+    runner = JobRunner(settings, store.db, None, services={"registry": store.registry, "trainer": old_trainer})
+    [run] = runner.run_sync("retrain")
+    assert run.outcome == "failed" and calls == []
+    assert "cannot keep a challenger as a candidate" in (run.run.error or "")
+    assert store.registry.champion().version == "v1"
