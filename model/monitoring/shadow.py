@@ -22,8 +22,8 @@ intervals:
   defined), each resample scored by both models' probabilities, and the percentile interval of
   ``PR-AUC(shadow) − PR-AUC(champion)`` is reported (seeded, 1,000 resamples by default).  The
   same resamples give intervals for the recall and precision differences.  PR-AUC is average
-  precision computed as scikit-learn's ``average_precision_score`` does, with the resample
-  counts as weights, in one vectorised pass per chunk of resamples.
+  precision computed as scikit-learn's ``average_precision_score`` does, from counts per
+  distinct score, so a resample costs one pass over its rows.
 
 **The rule** (:func:`shadow_verdict`), with α = 1 − confidence (0.05).  It judges what the
 acceptance gate judges — recall against the target, and ranking (PR-AUC) — now on new clients
@@ -73,7 +73,6 @@ from storage.errors import UserError
 Verdict = Literal["promote", "retire", "wait"]
 DEFAULT_RESAMPLES = 1000
 MIN_RESAMPLES = 100
-_CHUNK_CELLS = 2_000_000  # resamples × rows held at once by the vectorised bootstrap
 
 
 # --- McNemar ------------------------------------------------------------------------------
@@ -181,24 +180,23 @@ class PairedBootstrap:
 
 
 class _Ranking:
-    """One model's scores sorted once, so that the average precision of any weighting of the
-    clients is two cumulative sums (scikit-learn's definition: one point per distinct score)."""
+    """One model's scores as ranks of their distinct values, so that the average precision of any
+    resample is two counts per distinct score and their cumulative sums — scikit-learn's
+    definition (one point per distinct score, highest first) without sorting or touching a
+    row more than once per resample.  Calibrated probabilities have few distinct values."""
 
-    def __init__(self, y: npt.NDArray[np.bool_], probability: npt.NDArray[np.float64]) -> None:
-        self.order = np.argsort(-probability, kind="mergesort")
-        ranked = probability[self.order]
-        self.ends = np.r_[np.flatnonzero(np.diff(ranked) != 0), len(ranked) - 1]  # last row of each tie
-        self.positive = y[self.order].astype(np.float64)
+    def __init__(self, probability: npt.NDArray[np.float64]) -> None:
+        distinct, inverse = np.unique(probability, return_inverse=True)  # ascending
+        self.groups = len(distinct)
+        self.rank = (self.groups - 1 - inverse).astype(np.intp)  # 0 = the highest score
 
-    def average_precision(self, weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Average precision for each row of ``weights`` (resamples × clients, in client order)."""
-        w = weights[:, self.order]
-        tp = np.cumsum(w * self.positive, axis=1)[:, self.ends]
-        flagged = np.cumsum(w, axis=1)[:, self.ends]
-        precision = np.divide(tp, flagged, out=np.zeros_like(tp), where=flagged > 0)
-        recall = tp / tp[:, -1:]
-        steps = np.diff(recall, axis=1, prepend=0.0)
-        return np.asarray((steps * precision).sum(axis=1), dtype=np.float64)
+    def average_precision(self, churners: npt.NDArray[np.intp], stayers: npt.NDArray[np.intp]) -> float:
+        """Average precision of the multiset of rows ``churners`` (all churned) and ``stayers``."""
+        caught = np.cumsum(np.bincount(self.rank[churners], minlength=self.groups))
+        flagged = caught + np.cumsum(np.bincount(self.rank[stayers], minlength=self.groups))
+        precision = np.divide(caught, flagged, out=np.zeros(self.groups), where=flagged > 0)
+        recall = caught / caught[-1]
+        return float(np.sum(np.diff(recall, prepend=0.0) * precision))
 
 
 def paired_bootstrap(
@@ -231,29 +229,20 @@ def paired_bootstrap(
     positives, negatives = np.flatnonzero(y), np.flatnonzero(~y)
     if len(positives) == 0 or len(negatives) == 0:
         raise UserError("a PR-AUC comparison needs at least one churner and one stayer")
-    n = len(y)
-    rankings = _Ranking(y, pc), _Ranking(y, ps)
+    champion, shadow = _Ranking(pc), _Ranking(ps)
     rng = np.random.default_rng(seed)
-    chunk = max(1, min(resamples, _CHUNK_CELLS // n))
     pr_auc_diff, recall_diff, precision_diff = (np.empty(resamples) for _ in range(3))
-    flags = np.stack([fc, fs]).astype(np.float64)  # 2 × n
-    for start in range(0, resamples, chunk):
-        size = min(chunk, resamples - start)
-        weights = np.zeros((size, n))
-        for row in range(size):
-            drawn = np.concatenate([positives[rng.integers(0, len(positives), len(positives))],
-                                    negatives[rng.integers(0, len(negatives), len(negatives))]])
-            weights[row] = np.bincount(drawn, minlength=n)
-        part = slice(start, start + size)
-        pr_auc_diff[part] = rankings[1].average_precision(weights) - rankings[0].average_precision(weights)
-        caught = (weights * y) @ flags.T  # size × 2: weighted churners each model flagged
-        flagged = weights @ flags.T
-        recall_diff[part] = (caught[:, 1] - caught[:, 0]) / len(positives)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            precision = caught / flagged  # NaN where a model flagged nobody in the resample
-        precision_diff[part] = precision[:, 1] - precision[:, 0]
-    ones = np.ones((1, n))
-    observed_pr = float(rankings[1].average_precision(ones)[0] - rankings[0].average_precision(ones)[0])
+    with np.errstate(invalid="ignore", divide="ignore"):  # NaN where a model flagged nobody in a resample
+        for r in range(resamples):
+            churners = positives[rng.integers(0, len(positives), len(positives))]
+            stayers = negatives[rng.integers(0, len(negatives), len(negatives))]
+            pr_auc_diff[r] = shadow.average_precision(churners, stayers) - champion.average_precision(churners,
+                                                                                                     stayers)
+            caught_c, caught_s = np.count_nonzero(fc[churners]), np.count_nonzero(fs[churners])
+            recall_diff[r] = (caught_s - caught_c) / len(positives)
+            precision_diff[r] = (np.float64(caught_s) / (caught_s + np.count_nonzero(fs[stayers]))
+                                 - np.float64(caught_c) / (caught_c + np.count_nonzero(fc[stayers])))
+    observed_pr = shadow.average_precision(positives, negatives) - champion.average_precision(positives, negatives)
     observed_recall = float((fs[y].sum() - fc[y].sum()) / len(positives))
     observed_precision = (float(fs[y].sum() / fs.sum() - fc[y].sum() / fc.sum())
                           if fs.any() and fc.any() else None)
