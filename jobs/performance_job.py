@@ -101,7 +101,8 @@ def run(ctx: JobContext) -> JobResult:
             "as_of": None if rows.when is None else rows.when.isoformat(), "threshold": scores.threshold,
             "predictions": how, "n_records": len(found), "n_scored": len(rows), "n_trained_on": excluded,
             "realised": None if realised is None else realised.to_dict(),
-            "estimated": None if estimated is None else estimated.to_dict(), "text": text, "shadow": beside,
+            "estimated": None if estimated is None else estimated.to_dict(), "shadow": beside,
+            "text": text + (f"\n{beside['text']}" if beside is not None else ""),
         }  # fmt: skip
         report_id = store_report(ctx.db, PERFORMANCE, body, model_version=serving.version, batch_id=rows.batch_id)
         checked.append({"batch_id": rows.batch_id, "as_of": body["as_of"], "report_id": report_id,
@@ -161,7 +162,7 @@ def _beside_shadow(ctx: JobContext, shadow: Shadow | None, serving: Any, source:
         log.exception("could not act on the verdict about shadow %s", shadow.version)
         action = Action("none", f"the verdict could not be carried out: {error}")
     beside["action"] = action.to_dict()
-    said = comparison.message
+    said = f"{comparison.line()} {comparison.message}"
     if action.taken != "none":
         said += f" {action.note}."
     elif comparison.decisive:

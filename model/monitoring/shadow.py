@@ -358,6 +358,26 @@ class ShadowComparison:
     def to_text(self) -> str:
         return "\n".join([self.message, *self.table()])
 
+    def line(self) -> str:
+        """Both models side by side in one line, with the paired tests: for a job's summary."""
+        c, s = self.champion, self.shadow
+        boot = self.bootstrap
+
+        def pair(left: float | None, right: float | None, digits: int) -> str:
+            return f"{_number(left, digits)} vs {_number(right, digits)}"
+
+        pr = f"PR-AUC {pair(c.pr_auc, s.pr_auc, 3)}"
+        if boot is not None and boot.pr_auc.low is not None:
+            pr += f" (difference {_interval(boot.pr_auc, 3)}, {boot.confidence:.0%} paired bootstrap)"
+        return (f"Champion {self.champion_version} vs shadow {self.shadow_version} on {self.n_clients:,} clients "
+                f"neither trained on: recall {pair(c.recall, s.recall, 2)} (churners: exact McNemar p = "
+                f"{self.churners.p_value:.3g}), precision {pair(c.precision, s.precision, 2)} (stayers flagged: "
+                f"exact McNemar p = {self.stayers.p_value:.3g}), {pr}.")
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
 
 def _interval(diff: Difference, digits: int) -> str:
     if diff.estimate is None:

@@ -179,6 +179,11 @@ def test_under_gate_promotion_the_verdict_is_advice_and_nothing_moves(store):
     [performance] = [r for r in runs if r.job == "performance"]
     assert "Shadow v2 is significantly worse than champion v1" in performance.summary
     assert "Not acted on" in performance.summary and "an admin decides" in performance.summary
+    # both models side by side with the paired tests: in the job's summary and the stored report
+    assert "Champion v1 vs shadow v2 on " in performance.summary
+    assert all(word in performance.summary for word in ("recall", "precision", "PR-AUC", "exact McNemar", "bootstrap"))
+    text = performance_body(store)["text"]
+    assert "champion v1" in text and "shadow v2" in text and "PR-AUC difference (v2 − v1)" in text
     assert performance_body(store)["shadow"]["action"]["taken"] == "none"
     assert store.registry.get("v2").status == "candidate" and store.registry.champion().version == "v1"
     assert not [d for d in performance.alerts if d.draft.kind == "retrain"]
