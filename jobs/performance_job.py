@@ -32,6 +32,7 @@ from jobs.data import monitored, scorable, score_rows
 from jobs.reports import PERFORMANCE, reports, store_report
 from jobs.runner import FollowUp, JobContext, JobResult
 from jobs.shadow import Action, Shadow, act, announce, measure, pick_shadow
+from model.artifact import ChurnModel
 from model.monitoring.charts import RecallPoint, recall_chart
 from model.monitoring.performance import (
     EstimatedPerformance,
@@ -40,6 +41,8 @@ from model.monitoring.performance import (
     realised_performance,
 )
 from model.monitoring.shadow import ShadowComparison
+from model.registry import Serving
+from model.sources import DataSource, RowSet
 from storage.tables import utcnow
 
 log = logging.getLogger("churnguard.jobs")
@@ -141,8 +144,8 @@ def run(ctx: JobContext) -> JobResult:
     )
 
 
-def _beside_shadow(ctx: JobContext, shadow: Shadow | None, serving: Any, source: Any, rows: Any
-                   ) -> tuple[dict[str, Any] | None, str, Action | None, ShadowComparison | None]:
+def _beside_shadow(ctx: JobContext, shadow: Shadow | None, serving: Serving[ChurnModel], source: DataSource,
+                   rows: RowSet) -> tuple[dict[str, Any] | None, str, Action | None, ShadowComparison | None]:
     """The shadow challenger measured on the same rows (jobs/shadow.py), and what its verdict did:
     the report part, a sentence for the summary, the action and the comparison."""
     if shadow is None:
