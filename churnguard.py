@@ -145,6 +145,12 @@ class Settings(BaseSettings):
         validation_alias=_env("CHURNGUARD_RETRAIN_ON"),
     )
     retrain_window_batches: int = Field(0, ge=0, validation_alias=_env("CHURNGUARD_RETRAIN_WINDOW_BATCHES"))
+    # The shadow challenger (jobs/shadow.py): the newest candidate version scores every arriving
+    # client beside the champion, unseen by anyone, and is measured beside it when outcomes arrive.
+    shadow: bool = Field(False, validation_alias=_env("CHURNGUARD_SHADOW"))
+    # "gate": a challenger that passes the acceptance gate is champion at once; "shadow": it runs
+    # in shadow first and the comparison on later outcomes promotes or retires it.
+    promotion: Literal["gate", "shadow"] = Field("gate", validation_alias=_env("CHURNGUARD_PROMOTION"))
 
     @field_validator("ingest_cron", "drift_cron", "performance_cron", "retrain_cron")
     @classmethod
@@ -163,6 +169,36 @@ class Settings(BaseSettings):
             if unknown:
                 raise ValueError(f"unknown trigger(s) {', '.join(map(str, unknown))} (use any of {', '.join(allowed)})")
         return triggers
+
+    @field_validator("shadow", mode="before")
+    @classmethod
+    def _on_off(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("on", "true", "yes", "1"):
+            return True
+        if text in ("off", "false", "no", "0", ""):
+            return False
+        raise ValueError("must be on or off")
+
+    @field_validator("promotion", mode="before")
+    @classmethod
+    def _promotion(cls, value: object) -> object:
+        text = str(value).strip().lower()
+        if text not in ("gate", "shadow"):
+            raise ValueError("must be gate (a challenger that passes the acceptance gate becomes champion at once) "
+                             "or shadow (it runs in shadow first, and the comparison on later outcomes decides)")
+        return text
+
+    @field_validator("promotion")
+    @classmethod
+    def _promotion_needs_shadow(cls, value: str, info: ValidationInfo) -> str:
+        shadow = info.data.get("shadow")
+        if value == "shadow" and shadow is False:  # None: CHURNGUARD_SHADOW itself was invalid, reported already
+            raise ValueError("shadow promotion judges the challenger on the clients it scores in shadow: "
+                             "set CHURNGUARD_SHADOW=on as well")
+        return value
 
     @field_validator("source_url")
     @classmethod
@@ -414,6 +450,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=None, help="split and search seed (default: CHURNGUARD_SEED)")
     train.add_argument("--source", choices=("auto", "clients", "events"), default=None,
                        help="train on the client table or on the event history (default: CHURNGUARD_TRAINING_SOURCE)")
+    train.add_argument("--candidate", action="store_true",
+                       help="keep the model as a candidate even when it passes the gate: it runs in shadow beside "
+                            "the champion with CHURNGUARD_SHADOW=on (churnguard promote VERSION makes it champion)")
     report = command("report", "model.commands:report", "Print a model card summary and its path.")
     report.add_argument("version", nargs="?", help="model version (default: the champion)")
     command("models", "model.commands:models", "List model versions.")
@@ -457,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     _campaign_parser(command("campaign", "model.campaign_commands:campaign",
                              "Retention campaigns with a control group: create, contact list, contact log, report.",
                              json_out=False))
+    command("shadow", "jobs.commands:shadow",
+            "Show the challenger running in shadow beside the champion: both models' realised recall, precision "
+            "and PR-AUC on the same new clients, with paired tests, and the verdicts so far.")
     command("drift", "jobs.commands:drift", "Show the latest drift report.")
     alerts = command("alerts", "jobs.commands:alerts", "List recent alerts.")
     alerts.add_argument("-n", type=int, default=20)

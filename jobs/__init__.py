@@ -10,6 +10,7 @@ How new data flows (one ``churnguard jobs run ingest``, or one scheduled ingest)
                                 │     unlabelled rows (estimated recall) ──> recall / early_warning alert
                                 └─> retrain job (labelled batch, drift or recall alert, when enabled in
                                       CHURNGUARD_RETRAIN_ON) ──> challenger ──gate──> champion or rejected
+                                      (CHURNGUARD_PROMOTION=shadow: candidate in shadow, see ``shadow``)
 
 Scoring happens on arrival, before the retrain that may learn from the batch, so realised
 recall always measures predictions made without the outcomes.  Each step is its own
@@ -19,5 +20,6 @@ recorded job run (``job_run``); the drift and performance checks are stored as r
 
 Modules: ``runner`` (run, record, alert, follow-ups), ``scheduler`` (cron + catch-up after
 downtime + alert outbox), ``notifier``, ``alerts``, ``runs``, ``reports``, ``data`` (batch
-frames and scoring), one module per job, ``cron``, ``commands`` (CLI).
+frames and scoring), one module per job, ``shadow`` (the challenger scored beside the champion on
+arrival and measured beside it by the performance job), ``cron``, ``commands`` (CLI).
 """

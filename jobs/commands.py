@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from jobs.alerts import alert_dict, recent_alerts
 from jobs.owed import owed_jobs
-from jobs.reports import latest_report
+from jobs.reports import PERFORMANCE, latest_report, reports
 from jobs.runner import JobRunner
 from jobs.scheduler import schedule_table, setting_of
 from storage.db import Database
@@ -128,3 +128,73 @@ def alerts(args: argparse.Namespace, settings: Settings) -> int:
         text = "\n".join(lines)
     _emit(args, {"alerts": items}, text)
     return 0
+
+
+SHADOW_HISTORY = 20
+
+
+def shadow(args: argparse.Namespace, settings: Settings) -> int:
+    """``churnguard shadow``: the challenger running in shadow, its latest comparison with the
+    champion on the same new clients (both models' realised recall, precision and PR-AUC, the
+    paired tests) and the verdicts so far, from the stored performance reports."""
+    from model.monitoring.shadow import ShadowComparison
+    from model.service import open_registry
+
+    with _db(settings) as db:
+        registry = open_registry(db, settings)
+        champion = registry.champion()
+        candidate = registry.newest_candidate()
+        found = [row for row in reports(db, PERFORMANCE, limit=500) if isinstance(row.body.get("shadow"), dict)]
+    history = [_shadow_entry(row) for row in found[:SHADOW_HISTORY]]
+    current = candidate.version if candidate is not None else None
+    latest = history[0] if history else None
+    mode = ("shadow: the comparison promotes or retires it" if settings.promotion == "shadow"
+            else "gate: the comparison is advice, an admin promotes")
+    lines = [f"Shadow challenger: {'on' if settings.shadow else 'off'} (CHURNGUARD_PROMOTION={mode})."]
+    if candidate is None:
+        lines.append(f"Champion {champion.version if champion else '-'}; no candidate runs in shadow. A retrain that "
+                     "passes the gate becomes one with CHURNGUARD_PROMOTION=shadow, as does churnguard train "
+                     "--candidate.")
+    else:
+        running = "runs in shadow" if settings.shadow else "would run in shadow with CHURNGUARD_SHADOW=on"
+        lines.append(f"Champion {champion.version if champion else '-'}; candidate {candidate.version} (trained "
+                     f"{candidate.created_at:%Y-%m-%d %H:%M} UTC) {running}.")
+    if candidate is not None and (latest is None or latest["shadow_version"] != current):
+        lines.append(f"No comparison of {candidate.version} yet: it comes when outcomes arrive for clients "
+                     "neither model trained on (the performance job).")
+    if latest is not None:
+        lines.append("")
+        lines.append(f"Latest comparison, {latest['shadow_version']} beside {latest['champion_version']} "
+                     f"(report #{latest['report_id']}, {_when(latest['created_at'])} UTC, "
+                     f"{latest['source_name'] or '-'}):")
+        comparison = latest.get("comparison")
+        lines.append(ShadowComparison.from_dict(comparison).to_text() if comparison else str(latest["text"]))
+        if latest.get("action"):
+            lines.append(f"Action: {latest['action']['taken']} — {latest['action']['note']}")
+    earlier = [entry for entry in history if entry is not latest]
+    if earlier:
+        lines.append("")
+        lines.append("Earlier comparisons, newest first:")
+        lines += [f"  #{entry['report_id']} {_when(entry['created_at'])} {entry['source_name'] or '-'}: "
+                  f"{entry['shadow_version']} beside {entry['champion_version']}: "
+                  f"{entry['verdict'] or entry['status']}"
+                  + (f" ({entry['action']['taken']})" if entry.get("action") and entry["action"]["taken"] != "none"
+                     else "")
+                  for entry in earlier]
+    payload = {"enabled": settings.shadow, "promotion": settings.promotion,
+               "champion": champion.version if champion else None, "shadow": current,
+               "latest": latest, "history": history}
+    _emit(args, payload, "\n".join(lines))
+    return 0
+
+
+def _shadow_entry(row: Any) -> dict[str, Any]:
+    part = dict(row.body["shadow"])
+    comparison = part.get("comparison")
+    return {"report_id": row.id, "created_at": row.created_at, "batch_id": row.batch_id,
+            "source_name": row.body.get("source_name"), "as_of": row.body.get("as_of"),
+            "shadow_version": part.get("shadow_version"), "champion_version": part.get("champion_version"),
+            "status": part.get("status"), "verdict": comparison.get("verdict") if isinstance(comparison, dict) else None,
+            "action": part.get("action"), "text": part.get("text"), "comparison": comparison,
+            "n_rows": part.get("n_rows"), "n_trained_on_shadow": part.get("n_trained_on_shadow"),
+            "n_outcome_unknown": part.get("n_outcome_unknown")}

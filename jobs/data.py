@@ -30,7 +30,7 @@ from model.sources import DataSource, RowSet, SourceConfig, source_for_model
 from storage.clients import CLIENTS
 from storage.db import Database
 from storage.schema import Schema
-from storage.tables import Batch, ModelVersion, Prediction, utcnow
+from storage.tables import Batch, ModelVersion, Prediction, ShadowPrediction, utcnow
 
 log = logging.getLogger("churnguard.jobs")
 
@@ -135,21 +135,38 @@ def score_rows(serving: Serving[ChurnModel], rows: RowSet) -> Scores:
     return Scores(serving.version, threshold, probabilities, probabilities >= threshold)
 
 
-def store_scores(db: Database, rows: RowSet, scores: Scores, *, run_id: str) -> None:
-    """Keep the predictions made for these rows (one transaction)."""
+def _prediction_rows(rows: RowSet, scores: Scores, run_id: str) -> list[dict[str, Any]]:
     bands = risk_bands(scores.probabilities, scores.threshold) if len(scores) else np.empty(0, dtype=object)
     now = utcnow()
     record_ids = rows.record_ids if rows.record_ids is not None else np.full(len(rows), -1)
-    stored = [
+    return [
         {"client_id": str(cid), "model_version": scores.model_version, "probability": float(p),
          "flagged": bool(f), "risk_band": str(b), "scored_at": now,
          "record_id": None if int(rid) < 0 else int(rid), "run_id": run_id}
         for cid, p, f, b, rid in zip(rows.ids, scores.probabilities, scores.flagged, bands, record_ids, strict=True)
     ]
+
+
+def _insert(db: Database, table: Any, stored: list[dict[str, Any]]) -> None:
     with db.session() as session:
         for start in range(0, len(stored), 5000):
-            session.execute(insert(Prediction), stored[start:start + 5000])
+            session.execute(insert(table), stored[start:start + 5000])
+
+
+def store_scores(db: Database, rows: RowSet, scores: Scores, *, run_id: str) -> None:
+    """Keep the predictions made for these rows (one transaction)."""
+    stored = _prediction_rows(rows, scores, run_id)
+    _insert(db, Prediction, stored)
     log.info("scored %s: %d rows with %s", rows.name, len(stored), scores.model_version)
+
+
+def store_shadow_scores(db: Database, rows: RowSet, scores: Scores, *, champion_version: str, run_id: str) -> None:
+    """Keep the shadow challenger's predictions for these rows (one transaction), apart from the
+    champion's: ``shadow_prediction`` is read by nothing that shows scores."""
+    stored = [{**row, "champion_version": champion_version} for row in _prediction_rows(rows, scores, run_id)]
+    _insert(db, ShadowPrediction, stored)
+    log.info("scored %s in shadow: %d rows with %s beside %s", rows.name, len(stored), scores.model_version,
+             champion_version)
 
 
 def scorable(rows: RowSet, settings: Any) -> RowSet:
@@ -177,5 +194,6 @@ __all__ = [
     "score_rows",
     "serving_or_none",
     "store_scores",
+    "store_shadow_scores",
     "trained_batches",
 ]

@@ -35,6 +35,7 @@ from typing import Any
 from jobs.alerts import AlertDraft
 from jobs.data import get_batch, monitored, scorable, score_rows, store_scores
 from jobs.runner import FollowUp, JobContext, JobResult
+from jobs.shadow import pick_shadow, score_on_arrival
 from storage.errors import UserError
 from storage.ingest import IngestReport, ingest_file, ingest_frame
 from storage.readers import Limits
@@ -266,17 +267,27 @@ def _score_new(ctx: JobContext, batch_ids: list[int]) -> list[str]:
     except Exception as error:  # the batches are stored; the performance job measures them later
         log.exception("could not read the new batches")
         return [f"new batches not scored yet ({error})"]
+    shadow, shadow_note = pick_shadow(ctx, serving)
+    if shadow_note is not None:
+        notes.append(shadow_note)
     for found in arrived:
         ctx.progress(f"scoring {found.name} with {serving.version}")
+        run_id = f"ingest-b{found.batch_id}" if found.batch_id is not None else "ingest"
         try:
             rows = scorable(found, ctx.settings)
-            store_scores(ctx.db, rows, score_rows(serving, rows),
-                         run_id=f"ingest-b{found.batch_id}" if found.batch_id is not None else "ingest")
+            store_scores(ctx.db, rows, score_rows(serving, rows), run_id=run_id)
         except Exception as error:  # the batch is stored; the performance job scores it later
             log.exception("could not score %s", found.name)
             notes.append(f"{found.name} not scored yet ({error})")
             continue
         notes.append(f"{found.name} scored with {serving.version} ({len(rows)} clients)")
+        if shadow is not None:
+            try:
+                notes.append(score_on_arrival(ctx, shadow, rows, like=inputs.source, champion_version=serving.version,
+                                              run_id=run_id))
+            except Exception as error:  # the champion's scores are kept; the shadow's are only evidence
+                log.exception("could not score %s in shadow", found.name)
+                notes.append(f"{found.name} not scored in shadow by {shadow.version} ({error})")
     return notes
 
 

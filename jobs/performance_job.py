@@ -31,6 +31,8 @@ from jobs.alerts import AlertDraft
 from jobs.data import monitored, scorable, score_rows
 from jobs.reports import PERFORMANCE, reports, store_report
 from jobs.runner import FollowUp, JobContext, JobResult
+from jobs.shadow import Action, Shadow, act, announce, measure, pick_shadow
+from model.artifact import ChurnModel
 from model.monitoring.charts import RecallPoint, recall_chart
 from model.monitoring.performance import (
     EstimatedPerformance,
@@ -38,6 +40,9 @@ from model.monitoring.performance import (
     estimate_performance,
     realised_performance,
 )
+from model.monitoring.shadow import ShadowComparison
+from model.registry import Serving
+from model.sources import DataSource, RowSet
 from storage.tables import utcnow
 
 log = logging.getLogger("churnguard.jobs")
@@ -55,6 +60,9 @@ def run(ctx: JobContext) -> JobResult:
     checked: list[dict[str, Any]] = []
     lines: list[str] = []
     recall_alert = False
+    shadow, shadow_note = pick_shadow(ctx, serving)
+    if shadow_note is not None:
+        lines.append(shadow_note)
     sets = source.outcomes(inputs.batch_ids, model)
     if not sets:
         newest = model.newest_training_date()
@@ -88,12 +96,16 @@ def run(ctx: JobContext) -> JobResult:
         if excluded:
             how += f" ({excluded} rows it trained on left out)"
         text = "\n".join(part.to_text() for part in (realised, estimated) if part is not None)
+        beside, said, action, comparison = _beside_shadow(ctx, shadow, serving, source, rows)
+        if comparison is not None and action is not None and action.taken != "none":
+            shadow = None  # decided: the rest of this run measures the champion alone
         body = {
             "batch_id": rows.batch_id, "source_name": found.name, "model_version": serving.version,
             "as_of": None if rows.when is None else rows.when.isoformat(), "threshold": scores.threshold,
             "predictions": how, "n_records": len(found), "n_scored": len(rows), "n_trained_on": excluded,
             "realised": None if realised is None else realised.to_dict(),
-            "estimated": None if estimated is None else estimated.to_dict(), "text": text,
+            "estimated": None if estimated is None else estimated.to_dict(), "shadow": beside,
+            "text": text + (f"\n{beside['text']}" if beside is not None else ""),
         }  # fmt: skip
         report_id = store_report(ctx.db, PERFORMANCE, body, model_version=serving.version, batch_id=rows.batch_id)
         checked.append({"batch_id": rows.batch_id, "as_of": body["as_of"], "report_id": report_id,
@@ -101,8 +113,16 @@ def run(ctx: JobContext) -> JobResult:
                         "realised": None if realised is None else realised.status,
                         "recall": None if realised is None else realised.recall,
                         "estimated": None if estimated is None else estimated.status,
-                        "estimated_recall": None if estimated is None else estimated.recall})
-        lines.append(f"{label} ({serving.version}): " + text.replace("\n", " "))
+                        "estimated_recall": None if estimated is None else estimated.recall,
+                        "shadow": None if beside is None else {
+                            "version": beside["shadow_version"], "status": beside["status"],
+                            "verdict": None if comparison is None else comparison.verdict,
+                            "action": None if action is None else action.taken}})
+        lines.append(f"{label} ({serving.version}): " + text.replace("\n", " ") + (f" {said}" if said else ""))
+        if comparison is not None and action is not None:
+            news = announce(comparison, action, where=label, report_id=report_id, batch_id=rows.batch_id)
+            if news is not None:
+                alerts.append(news)
         when = rows.when or utcnow()
         if realised is not None and realised.alert:
             recall_alert = True
@@ -122,6 +142,35 @@ def run(ctx: JobContext) -> JobResult:
         alerts=alerts,
         follow_ups=follow_ups,
     )
+
+
+def _beside_shadow(ctx: JobContext, shadow: Shadow | None, serving: Serving[ChurnModel], source: DataSource,
+                   rows: RowSet) -> tuple[dict[str, Any] | None, str, Action | None, ShadowComparison | None]:
+    """The shadow challenger measured on the same rows (jobs/shadow.py), and what its verdict did:
+    the report part, a sentence for the summary, the action and the comparison."""
+    if shadow is None:
+        return None, "", None, None
+    try:
+        beside, comparison = measure(ctx, shadow, serving, source, rows)
+    except Exception as error:  # the champion's measurement stands on its own
+        log.exception("could not measure shadow %s", shadow.version)
+        return ({"shadow_version": shadow.version, "champion_version": serving.version, "status": "failed",
+                 "text": f"shadow {shadow.version} could not be measured: {error}"},
+                f"Shadow {shadow.version} could not be measured ({error}).", None, None)
+    if comparison is None:
+        return beside, f"Shadow {shadow.version}: {beside['text']}.", None, None
+    try:
+        action = act(ctx, comparison)
+    except Exception as error:  # e.g. the shadow's files were damaged since it scored: nothing moved
+        log.exception("could not act on the verdict about shadow %s", shadow.version)
+        action = Action("none", f"the verdict could not be carried out: {error}")
+    beside["action"] = action.to_dict()
+    said = f"{comparison.line()} {comparison.message}"
+    if action.taken != "none":
+        said += f" {action.note}."
+    elif comparison.decisive:
+        said += f" Not acted on: {action.note}."
+    return beside, said, action, comparison
 
 
 def _chart(ctx: JobContext, version: str, current: RecallPoint, target: float) -> bytes | None:

@@ -8,9 +8,11 @@ training each time.
 
 Training goes through ``model.service.train_and_register``: the challenger and the champion
 are scored on the same held-out test rows and the acceptance gate decides; when it refuses,
-the champion stays and the report says why.  Nothing is written before training ends, so a
-crash mid-training leaves the champion untouched; the runner then marks the run failed and
-alerts the admins (``job_failed``).  A trainer that takes ``cancel`` (the service's worker
+the champion stays and the report says why.  With ``CHURNGUARD_PROMOTION=shadow`` a challenger
+that passes is kept as a candidate instead (model/challenger.py), runs in shadow beside the
+champion, and the performance job promotes or retires it (jobs/shadow.py).  Nothing is
+written before training ends, so a crash mid-training leaves the champion untouched; the
+runner then marks the run failed and alerts the admins (``job_failed``).  A trainer that takes ``cancel`` (the service's worker
 process, ``bot/training.py``) is handed the runner's stop event: SIGTERM then stops the
 training within seconds, nothing is registered, and the run is recorded as "cancelled".
 
@@ -35,6 +37,8 @@ from jobs.alerts import AlertDraft
 from jobs.data import registry_of
 from jobs.reports import RETRAIN, store_report
 from jobs.runner import JobCancelled, JobContext, JobResult, JobRunner, RunReport
+from model.challenger import promotes_at_once, supersede
+from model.registry import CANDIDATE
 from model.sources import EVENTS, SnapshotSource, SourceConfig, source_for_training
 from storage.db import Database
 from storage.errors import UserError
@@ -122,6 +126,11 @@ def run(ctx: JobContext) -> JobResult:
     kwargs: dict[str, Any] = {"actor": actor, "progress": ctx.progress, "registry": registry}
     if "cancel" in _parameters(trainer):
         kwargs["cancel"] = ctx.cancel
+    in_shadow = not promotes_at_once(settings, registry)  # CHURNGUARD_PROMOTION=shadow: a passing model waits
+    if in_shadow:
+        if not _accepts(trainer, "promote"):
+            raise UserError("CHURNGUARD_PROMOTION is shadow but this trainer cannot keep a challenger as a candidate")
+        kwargs["promote"] = False
     window = None if events else window_batches(learnable, int(settings.retrain_window_batches))
     window_note = "the event history at every observation date" if events else "all labelled data"
     if window is not None:
@@ -138,9 +147,16 @@ def run(ctx: JobContext) -> JobResult:
     version, status = str(result.version), str(result.status)
     reasons = [str(r) for r in getattr(result, "reasons", [])]
     promoted = after is not None and after.version == version and (before is None or before.version != version)
+    shadowed = in_shadow and status == CANDIDATE
+    superseded = supersede(registry, version, actor=actor) if shadowed else []
     if promoted:
         summary = f"{version} passed the acceptance gate and is the champion now" + (
             f" (was {before.version})" if before is not None else "")
+    elif shadowed and before is not None:
+        summary = (f"{version} passed the acceptance gate and runs in shadow beside champion {before.version}; it is "
+                   "promoted when outcomes of new clients show it keeps the recall target and is not worse")
+        if superseded:
+            summary += f" (it replaces the shadow {', '.join(superseded)})"
     else:
         stays = f"champion {before.version} stays" if before is not None else "there is still no champion"
         summary = f"{version} {status}; {stays}" + (": " + "; ".join(reasons) if reasons else "")
@@ -149,6 +165,7 @@ def run(ctx: JobContext) -> JobResult:
         "reasons": reasons, "champion_before": None if before is None else before.version,
         "champion_after": None if after is None else after.version, "window": window_note,
         "started_at": started.isoformat(), "finished_at": utcnow().isoformat(), "text": summary,
+        "shadow": shadowed, "superseded": superseded,
         "gate": _report_part(result, "gate"), "metrics": _report_part(result, "metrics"),
         "warnings": [str(w) for w in _report_part(result, "warnings") or []],
     }  # fmt: skip
@@ -156,10 +173,11 @@ def run(ctx: JobContext) -> JobResult:
     ctx.progress(summary)
     announcement = announce(version, promoted=promoted, before=None if before is None else before.version,
                             trigger=trigger, why=why, window=window_note, reasons=reasons,
-                            test=(_report_part(result, "metrics") or {}).get("test"))
+                            test=(_report_part(result, "metrics") or {}).get("test"), shadow=shadowed,
+                            superseded=superseded)
     return JobResult(summary=summary, details={"result": {k: body[k] for k in (
         "version", "status", "promoted", "reasons", "champion_before", "champion_after", "window", "why",
-        "warnings")}},
+        "warnings", "shadow", "superseded")}},
         alerts=[announcement])
 
 
@@ -174,9 +192,10 @@ TRIGGER_WORDS = {
 
 
 def announce(version: str, *, promoted: bool, before: str | None, trigger: str, why: str, window: str,
-             reasons: list[str], test: Any) -> AlertDraft:
-    """The news of a finished retrain for subscribers and admins: a new champion, or a
-    challenger the gate turned down, with why it trained and the figures that decided.
+             reasons: list[str], test: Any, shadow: bool = False, superseded: list[str] | None = None) -> AlertDraft:
+    """The news of a finished retrain for subscribers and admins: a new champion, a challenger
+    that now runs in shadow (``CHURNGUARD_PROMOTION=shadow``), or a challenger the gate turned
+    down, with why it trained and the figures that decided.
 
     A retrain the scheduler or a new file started happens while nobody watches; without this
     the team would only notice a different model version in /score.
@@ -189,6 +208,13 @@ def announce(version: str, *, promoted: bool, before: str | None, trigger: str, 
         title = f"New champion model {version}" + (f" (was {before})" if before else "")
         text = (f"{version} passed the acceptance gate and now gives every score"
                 + (f", replacing {before}." if before else ".") + f" {because}" + (f"\n{figures}" if figures else ""))
+    elif shadow:
+        title = f"Retrained model {version} runs in shadow; {before} stays the champion"
+        text = (f"{version} passed the acceptance gate. It now scores every new client beside {before}, shown to "
+                "nobody, and becomes the champion once the outcomes of clients neither model trained on show that "
+                "it keeps the recall target and is not significantly worse; if it is significantly worse it is "
+                f"retired. {because}" + (f"\n{figures}" if figures else "")
+                + (f"\nIt replaces the shadow challenger {', '.join(superseded)}." if superseded else ""))
     else:
         stays = f"{before} stays the champion" if before else "there is still no champion"
         title = f"Retrained model {version} was not promoted; {stays}"
@@ -197,7 +223,8 @@ def announce(version: str, *, promoted: bool, before: str | None, trigger: str, 
                 + "".join(f"\n- {reason}" for reason in reasons))
     return AlertDraft(kind="retrain", severity="info", condition=version, title=title, text=text,
                       figures={"version": version, "promoted": promoted, "champion_before": before,
-                               "trigger": trigger, "reasons": reasons})
+                               "trigger": trigger, "reasons": reasons, "shadow": shadow,
+                               "superseded": list(superseded or [])})
 
 
 def _test_line(test: Any) -> str:
@@ -217,6 +244,15 @@ def _test_line(test: Any) -> str:
     theirs = pair(test["champion"]) if isinstance(test.get("champion"), dict) else None
     return (f"On clients it never saw: {mine}"
             + (f" (the champion it was compared with: {theirs})." if theirs else "."))
+
+
+def _accepts(function: Any, name: str) -> bool:
+    """Whether ``function`` takes the keyword ``name``, by name or through ``**kwargs``."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def _parameters(function: Any) -> set[str]:

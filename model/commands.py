@@ -14,7 +14,8 @@ import sys
 from typing import Any
 
 from churnguard import Settings, emit
-from model.registry import REJECTED, VersionInfo
+from model.challenger import promotes_at_once, shadow_enabled, supersede
+from model.registry import CANDIDATE, REJECTED, VersionInfo
 from model.service import REPORT_FILE, open_registry, open_scorer, train_and_register
 from storage.db import Database
 from storage.errors import NotFound, UserError
@@ -43,8 +44,12 @@ def train(args: argparse.Namespace, settings: Settings) -> int:
         if not quiet:
             print(f"... {message}", file=sys.stderr, flush=True)
 
+    registry = open_registry(db, settings)
+    # CHURNGUARD_PROMOTION=shadow holds for a hand-made model too; --candidate asks for it.
+    promote = not getattr(args, "candidate", False) and promotes_at_once(settings, registry)
     try:
-        result = train_and_register(db, settings, seed=args.seed, actor=ACTOR, progress=progress)
+        result = train_and_register(db, settings, seed=args.seed, actor=ACTOR, progress=progress, promote=promote,
+                                    registry=registry)
     except UserError as error:
         _audit(db, "train", str(error), result="refused")
         raise
@@ -52,6 +57,8 @@ def train(args: argparse.Namespace, settings: Settings) -> int:
         _audit(db, "train", f"{type(error).__name__}: {error}", result="failed")
         raise
     payload = result.to_dict()
+    payload["superseded"] = supersede(registry, result.version, actor=ACTOR) if result.status == CANDIDATE else []
+    payload["shadow"] = result.status == CANDIDATE and shadow_enabled(settings)
     emit(args, payload, train_text(payload, result.report))
     return 0
 
@@ -66,6 +73,15 @@ def train_text(payload: dict[str, Any], report: dict[str, Any]) -> str:
              f"Model card: {payload['card']}"]
     if status == REJECTED:
         lines.append("The champion is unchanged; churnguard promote VERSION overrides the gate.")
+    if status == CANDIDATE:
+        if payload.get("shadow"):
+            lines.append("It runs in shadow beside the champion from the next arriving file (churnguard shadow shows "
+                         "the comparison); churnguard promote VERSION makes it the champion now.")
+        else:
+            lines.append("The champion is unchanged; churnguard promote VERSION makes it the champion "
+                         "(CHURNGUARD_SHADOW=on runs it in shadow first).")
+        if payload.get("superseded"):
+            lines.append(f"It replaces the earlier candidate(s) {', '.join(payload['superseded'])}, now rejected.")
     return "\n".join(lines)
 
 

@@ -574,6 +574,34 @@ class Registry(Generic[M]):
             skipped=skipped,
         )
 
+    def newest_candidate(self) -> VersionInfo | None:
+        """The newest version with status ``candidate`` (passed the gate, never promoted): the
+        one that runs in shadow beside the champion (``CHURNGUARD_SHADOW``)."""
+        candidates = [info for info in self.list_versions() if info.status == CANDIDATE]
+        return candidates[-1] if candidates else None
+
+    def reject(self, version: str, actor: str, reason: str) -> VersionInfo:
+        """Turn a candidate down after all (its shadow comparison, or a newer candidate): status
+        ``rejected``, the reason added to its reasons, audited.  Only a candidate can be rejected
+        this way: a champion leaves through promote or rollback."""
+        info = self.get(version)
+        if info.status != CANDIDATE:
+            raise UserError(f"{info.version} is {info.status}, not a candidate: only a candidate can be rejected",
+                            version=info.version)
+        with self.db.session() as session:
+            row = session.exec(select(ModelVersion).where(ModelVersion.version == info.version)
+                               .with_for_update()).one()
+            if row.status != CANDIDATE:  # changed since it was read
+                raise UserError(f"{info.version} is {row.status} now, not a candidate", version=info.version)
+            row.status = REJECTED
+            row.reasons = [*list(row.reasons or []), str(reason)]
+            session.add(row)
+            _audit(session, actor, "reject", f"{info.version}: {reason}")
+            session.flush()
+            rejected = VersionInfo.from_row(row, self.models_dir)
+        log.info("model %s rejected by %s: %s", info.version, actor, reason)
+        return rejected
+
     def _switch(self, session: Session, version: str, *, action: str, actor: str) -> str | None:
         """Inside the caller's transaction: retire the champion, crown ``version``, log the event."""
         # Lock every version row first so a concurrent switch waits instead of racing.

@@ -244,6 +244,13 @@ class DataSource(ABC):
         """Rows ``model`` never trained on: clients it never saw, or dates after its training."""
         return unseen_rows(model, rows.ids, rows.as_of)
 
+    def same_rows(self, rows: RowSet, like: DataSource) -> RowSet:
+        """``rows`` (made by the source ``like``) as this source's model reads them: the same
+        clients, dates and outcomes, in the same order, so that two models can be compared on
+        exactly the same clients (the shadow challenger, jobs/shadow.py).  A client record is
+        the same whichever model reads it (each model picks its own columns)."""
+        return rows
+
 
 # ====================================================================================== helpers
 def unseen_rows(model: ChurnModel, ids: np.ndarray, as_of: np.ndarray | None) -> np.ndarray:
@@ -549,6 +556,21 @@ class EventSource(DataSource):
 
     def describe(self, feature: str, value: Any) -> str | None:
         return feature_description(feature, value, spec=self._spec())
+
+    def same_rows(self, rows: RowSet, like: DataSource) -> RowSet:
+        """Event features depend on the model's feature spec (its windows and event types): the
+        same clients at the same date are recomputed with this source's spec unless ``like``
+        has the same one."""
+        if (isinstance(like, EventSource) and like.spec == self.spec) or len(rows) == 0:
+            return rows
+        if rows.when is None:
+            raise UserError("event rows without their date cannot be recomputed for another model")
+        frame = features_as_of(self.db, rows.when, spec=self._spec(), client_ids=[str(i) for i in rows.ids])
+        frame = frame.set_index(frame[GROUP_COLUMN].astype(str)).loc[[str(i) for i in rows.ids]].reset_index(drop=True)
+        raw = frame.drop(columns=[GROUP_COLUMN])
+        return RowSet(rows.name, rows.ids, model_inputs(raw), rows.labels, rows.as_of, raw=raw, when=rows.when,
+                      batch_id=rows.batch_id, record_ids=rows.record_ids,
+                      skipped_no_history=rows.skipped_no_history, departed=rows.departed, notes=list(rows.notes))
 
     # ---------------------------------------------------------------- monitoring
     def arrivals(self, batch_ids: Sequence[int]) -> list[RowSet]:

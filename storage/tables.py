@@ -178,6 +178,27 @@ class Prediction(SQLModel, table=True):
     run_id: str | None = Field(default=None, index=True, max_length=64)
 
 
+class ShadowPrediction(SQLModel, table=True):
+    """A score the shadow challenger gave a client beside the champion (``jobs/shadow.py``).
+
+    A table of its own, not rows of ``prediction``: that table is the record of what the team
+    was shown, and nothing that shows scores (/score, /top, exports, campaigns) reads this one.
+    ``champion_version`` is the champion that scored the same arrival."""
+
+    __tablename__ = "shadow_prediction"
+    __table_args__ = (Index("ix_shadow_prediction_client_time", "client_id", "scored_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(max_length=200)
+    model_version: str = Field(index=True, max_length=32)
+    champion_version: str = Field(max_length=32)
+    probability: float
+    flagged: bool
+    risk_band: str
+    scored_at: NaiveDatetime = Field(default_factory=utcnow)
+    record_id: int | None = None
+    run_id: str | None = Field(default=None, index=True, max_length=64)
+
+
 class Alert(SQLModel, table=True):
     """An alert raised by a job; ``fingerprint`` identifies the condition for the cooldown."""
 

@@ -74,6 +74,11 @@ def test_an_invalid_cron_names_its_variable(home, monkeypatch, variable):
         ("CHURNGUARD_RETRAIN_WINDOW_BATCHES", "-3", "greater than or equal to 0"),
         ("CHURNGUARD_SOURCE_URL", "not a url", "must be a database URL"),
         ("CHURNGUARD_SOURCE_QUERY", "select 1", "must be set together"),
+        ("CHURNGUARD_SHADOW", "maybe", "must be on or off"),
+        ("CHURNGUARD_SHADOW", "2", "must be on or off"),
+        ("CHURNGUARD_PROMOTION", "auto", "must be gate"),
+        ("CHURNGUARD_PROMOTION", "", "must be gate"),
+        ("CHURNGUARD_PROMOTION", "shadow", "set CHURNGUARD_SHADOW=on as well"),
     ],
 )
 def test_bad_values_are_one_clear_line(home, monkeypatch, variable, value, expected):
@@ -81,6 +86,31 @@ def test_bad_values_are_one_clear_line(home, monkeypatch, variable, value, expec
     assert line.startswith(f"invalid setting {variable}:"), line
     assert expected in line
     assert ";" not in line  # one problem, one line
+
+
+def test_the_shadow_challenger_is_off_and_promotion_goes_through_the_gate_by_default(home):
+    settings = Settings()
+    assert settings.shadow is False and settings.promotion == "gate"
+
+
+@pytest.mark.parametrize(("shadow", "promotion"), [("on", "shadow"), ("ON", "Shadow"), ("true", "gate"),
+                                                   ("off", "gate"), ("1", " shadow ")])
+def test_shadow_and_promotion_values(home, monkeypatch, shadow, promotion):
+    monkeypatch.setenv("CHURNGUARD_SHADOW", shadow)
+    monkeypatch.setenv("CHURNGUARD_PROMOTION", promotion)
+    settings = Settings()
+    assert settings.shadow is (shadow.lower() in ("on", "true", "1"))
+    assert settings.promotion == promotion.strip().lower()
+
+
+def test_shadow_promotion_without_the_shadow_running_stops_the_command_line(home, monkeypatch, capsys):
+    monkeypatch.setenv("CHURNGUARD_PROMOTION", "shadow")
+    monkeypatch.setenv("CHURNGUARD_SHADOW", "off")
+    with pytest.raises(SystemExit) as caught:
+        main(["shadow"])
+    assert caught.value.code == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("churnguard: invalid setting CHURNGUARD_PROMOTION:") and "CHURNGUARD_SHADOW=on" in line
 
 
 def test_a_source_url_without_a_query_is_refused(home, monkeypatch):

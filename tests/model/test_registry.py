@@ -371,3 +371,53 @@ def test_advice_is_worded_for_the_shell_and_for_a_chat(registry):
         registry.rollback("test")
     assert "churnguard promote VERSION" in str(stuck.value)
     assert "/promote <version>" in stuck.value.for_chat() and "churnguard" not in stuck.value.for_chat()
+
+
+def test_the_newest_candidate_is_the_one_that_runs_in_shadow(registry):
+    assert registry.newest_candidate() is None
+    register(registry)  # v1 champion
+    register(registry, promote=False)  # v2
+    registry.register(writer({}), meta(), promote=False, rejected=True, actor="test")  # v3 rejected
+    register(registry, promote=False)  # v4
+    assert registry.newest_candidate().version == "v4"
+
+
+def test_reject_turns_a_candidate_down_with_its_reason_and_audits_it(registry, db):
+    from storage.tables import AuditLog
+
+    register(registry)
+    register(registry, promote=False)
+    info = registry.reject("v2", "shadow", "shadow comparison: it ranks churners worse")
+
+    assert info.status == "rejected" and info.reasons == ["shadow comparison: it ranks churners worse"]
+    assert registry.get("v2").status == "rejected" and registry.newest_candidate() is None
+    assert champions(db) == ["v1"]
+    with db.session() as session:
+        [row] = session.exec(select(AuditLog).where(AuditLog.action == "reject")).all()
+    assert row.actor == "shadow" and row.detail.startswith("v2: shadow comparison")
+
+
+@pytest.mark.parametrize("status", ["champion", "rejected"])
+def test_only_a_candidate_can_be_rejected(registry, db, status):
+    register(registry)
+    if status == "rejected":
+        registry.register(writer({}), meta(), promote=False, rejected=True, actor="test")
+    version = "v1" if status == "champion" else "v2"
+    with pytest.raises(UserError, match="only a candidate"):
+        registry.reject(version, "shadow", "no")
+    assert registry.get(version).status == status and champions(db) == ["v1"]
+
+
+def test_a_newer_candidate_supersedes_the_older_ones(registry):
+    from model.challenger import supersede
+
+    register(registry)
+    register(registry, promote=False)  # v2
+    register(registry, promote=False)  # v3
+    register(registry, promote=False)  # v4
+    assert supersede(registry, "v4", actor="system") == ["v2", "v3"]
+    statuses = {info.version: (info.status, info.reasons) for info in registry.list_versions()}
+    assert statuses["v4"] == ("candidate", [])
+    assert statuses["v2"] == ("rejected", ["superseded by v4 before its shadow comparison decided"])
+    assert statuses["v3"][0] == "rejected" and statuses["v1"][0] == "champion"
+    assert supersede(registry, "v1", actor="system") == []  # a champion supersedes nothing

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from model.sources import EVENTS, SNAPSHOTS, SnapshotSource, SourceConfig, source_kind, unseen_rows
 from storage.ingest import ingest_file
@@ -65,3 +66,36 @@ def test_auto_learns_from_the_client_table_when_it_has_labels(db, tmp_path: Path
     assert source_kind(db, SourceConfig()) == SNAPSHOTS
     assert source_kind(db, SourceConfig(training_source="clients")) == SNAPSHOTS
     assert EVENTS != SNAPSHOTS
+
+
+def test_event_rows_are_recomputed_for_a_model_with_another_feature_spec(db):
+    """The shadow challenger scores exactly the champion's clients at the champion's date, with
+    its own feature columns (``same_rows``); a model with the same spec reuses the rows."""
+    from model.sources import EventSource
+    from storage.errors import UserError
+    from storage.events.features import FeatureSpec, features_as_of
+    from storage.events.labels import GROUP_COLUMN
+    from tests.model.event_store import ingest_sample
+
+    ingest_sample(db)
+    config = SourceConfig(training_source="events")
+    moment = EventSource(db, config).scoring_date()
+    types = FeatureSpec.from_dict(features_as_of(db, moment).attrs["spec"]).event_types
+    champion = EventSource(db, config, spec=FeatureSpec(windows=(7, 30, 90), event_types=types))
+    shadow = EventSource(db, config, spec=FeatureSpec(windows=(14,), event_types=types[:1]))
+    [rows] = champion.arrivals([])
+    rows = rows.subset(np.arange(len(rows)) % 3 == 0)  # some of them, in the champion's order
+    rows.labels = np.arange(len(rows), dtype=float)  # carried as they are
+
+    mine = shadow.same_rows(rows, champion)
+
+    assert list(mine.ids) == list(rows.ids) and mine.when == rows.when and list(mine.labels) == list(rows.labels)
+    assert "events_14d" in mine.inputs.columns and "events_30d" not in mine.inputs.columns
+    assert "events_30d" in rows.inputs.columns
+    expected = features_as_of(db, moment, spec=shadow.spec, client_ids=list(rows.ids)).set_index(GROUP_COLUMN)
+    assert (mine.raw["events_14d"].to_numpy() == expected.loc[list(rows.ids), "events_14d"].to_numpy()).all()
+    assert champion.same_rows(rows, EventSource(db, config, spec=champion.spec)) is rows
+    assert SnapshotSource(db, config).same_rows(rows, champion) is rows
+    rows.when = None
+    with pytest.raises(UserError, match="without their date"):
+        shadow.same_rows(rows, champion)
