@@ -570,7 +570,7 @@ class EventSource(DataSource):
         raw = frame.drop(columns=[GROUP_COLUMN])
         return RowSet(rows.name, rows.ids, model_inputs(raw), rows.labels, rows.as_of, raw=raw, when=rows.when,
                       batch_id=rows.batch_id, record_ids=rows.record_ids,
-                      skipped_no_history=rows.skipped_no_history, departed=rows.departed, notes=list(rows.notes))
+                      skipped_no_history=rows.skipped_no_history, departed=rows.departed)
 
     # ---------------------------------------------------------------- monitoring
     def arrivals(self, batch_ids: Sequence[int]) -> list[RowSet]:
